@@ -1,0 +1,79 @@
+"""Checks that turn bad input into one clear InvalidParameterError.
+
+Every check takes the owner (class or function name) and the parameter name so
+the message reads: ``The 'rate' parameter of Foo must be a finite number > 0. Got -1.``
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+from collections.abc import Sequence
+
+import numpy as np
+
+from .exceptions import InvalidParameterError
+
+
+def fail(owner: str, name: str, rule: str, value: object) -> InvalidParameterError:
+    """Build the standard error; callers ``raise fail(...)``."""
+    return InvalidParameterError(f"The {name!r} parameter of {owner} must be {rule}. Got {value!r}.")
+
+
+def _is_real(value: object) -> bool:
+    return isinstance(value, numbers.Real) and not isinstance(value, bool)
+
+
+def real(owner: str, name: str, value: object, *, low: float | None = None,
+         low_open: bool = False, high: float | None = None) -> float:
+    """A finite real number within [low, high] (or (low, high] when low_open)."""
+    bound = ""
+    if low is not None:
+        bound += f" {'>' if low_open else '>='} {low:g}"
+    if high is not None:
+        bound += (" and" if low is not None else "") + f" <= {high:g}"
+    rule = f"a finite number{bound}"
+    if not _is_real(value) or not math.isfinite(float(value)):  # type: ignore[arg-type]
+        raise fail(owner, name, rule, value)
+    x = float(value)  # type: ignore[arg-type]
+    if low is not None and (x < low or (low_open and x == low)):
+        raise fail(owner, name, rule, value)
+    if high is not None and x > high:
+        raise fail(owner, name, rule, value)
+    return x
+
+
+def positive(owner: str, name: str, value: object) -> float:
+    return real(owner, name, value, low=0.0, low_open=True)
+
+
+def non_negative(owner: str, name: str, value: object) -> float:
+    return real(owner, name, value, low=0.0)
+
+
+def probability(owner: str, name: str, value: object) -> float:
+    return real(owner, name, value, low=0.0, high=1.0)
+
+
+def integer(owner: str, name: str, value: object, *, low: int) -> int:
+    """An int (not a bool, not a float) >= low."""
+    if not isinstance(value, numbers.Integral) or isinstance(value, bool) or value < low:
+        raise fail(owner, name, f"an int >= {low}", value)
+    return int(value)
+
+
+def name_string(owner: str, name: str, value: object) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise fail(owner, name, "a non-empty string", value)
+    return value
+
+
+def weights(owner: str, name: str, value: Sequence[float], size: int) -> np.ndarray:
+    """Non-negative finite weights of the given length summing to 1 within 1e-9."""
+    arr = np.asarray(value, dtype=float)
+    rule = f"{size} non-negative finite numbers summing to 1"
+    if arr.shape != (size,) or not np.all(np.isfinite(arr)) or np.any(arr < 0):
+        raise fail(owner, name, rule, list(value))
+    if abs(arr.sum() - 1.0) > 1e-9:
+        raise fail(owner, name, rule, list(value))
+    return arr / arr.sum()

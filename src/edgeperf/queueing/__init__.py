@@ -1,0 +1,5 @@
+"""Analytic queueing models: the M/G/1/K station and loss chains."""
+
+from ._mg1k import departure_distribution, mg1k, mgs_loss
+
+__all__ = ["mg1k", "mgs_loss", "departure_distribution"]

@@ -1,0 +1,107 @@
+"""The M/G/1/K station: exact solution and MacGregor Smith's approximation.
+
+Capacity K counts the job in service. The exact method solves the Markov chain
+embedded at departure epochs (states 0..K-1 left behind), then converts it to
+the time-average distribution p_0..p_K; PASTA makes p_K the loss probability.
+It holds for any load, overload included, because the chain is finite.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Literal
+
+import numpy as np
+
+from .. import _validation as v
+from ..dists import ServiceLaw
+from ..exceptions import InvalidParameterError
+from ..model.metrics import StationMetrics
+
+__all__ = ["mg1k", "departure_distribution", "mgs_loss"]
+
+Method = Literal["exact", "mgs"]
+_OWNER = "mg1k"
+
+
+def departure_distribution(a: np.ndarray, capacity: int) -> np.ndarray:
+    """Stationary law of the number left behind by a departure, states 0..K-1.
+
+    ``a[j]`` = P(j arrivals during a service), j = 0..K-2 at least. Uses the
+    balance across each cut {0..j-1} | {j..K-1}: the only way down is a departure
+    from j with no arrival, so
+        pi_j a_0 = pi_0 P(A >= j) + sum_{i=1}^{j-1} pi_i P(A >= j-i+1).
+    Every term is non-negative, so the recursion is free of cancellation.
+    """
+    if capacity == 1:
+        return np.ones(1)
+    a0 = a[0]
+    if not a0 > 0.0:
+        raise InvalidParameterError(
+            "The 'arrival_rate' parameter of mg1k must leave a positive chance of no arrival "
+            f"during a service (the exact chain needs it). Got P(no arrival) = {a0!r}.")
+    tail = np.maximum(1.0 - np.cumsum(a[: capacity - 1]), 0.0)  # tail[j] = P(A > j)
+    pi = np.empty(capacity)
+    pi[0] = 1.0
+    for j in range(1, capacity):
+        # pi_0 P(A >= j) + sum_{i=1}^{j-1} pi_i P(A >= j-i+1)
+        inflow = pi[0] * tail[j - 1] + pi[1:j] @ tail[j - 1:0:-1]
+        pi[j] = inflow / a0
+        if pi[j] > 1e250:  # deep overload: rescale to stay finite
+            pi[: j + 1] /= pi[j]
+    return pi / pi.sum()
+
+
+def mgs_loss(rho: float, scv: float, capacity: int) -> float:
+    """J. MacGregor Smith's two-moment approximation of the M/G/1/K loss.
+
+    With s = sqrt(SCV) (so s² = SCV),
+        p_K = rho^((sqrt(rho) s² - sqrt(rho) + 2K) / (2 + sqrt(rho) s² - sqrt(rho))) (rho - 1)
+              / (rho^(2 (1 + sqrt(rho) s² - sqrt(rho) + K) / (2 + sqrt(rho) s² - sqrt(rho))) - 1)
+    It is exact for exponential service (SCV = 1). At rho = 1 it takes its limit 1/b,
+    b being the second exponent.
+    """
+    r = math.sqrt(rho)
+    shift = r * scv - r
+    first = (shift + 2.0 * capacity) / (2.0 + shift)
+    second = 2.0 * (1.0 + shift + capacity) / (2.0 + shift)
+    if abs(rho - 1.0) < 1e-9:
+        return 1.0 / second
+    # rho^b - 1 in a form that stays accurate near rho = 1
+    return rho**first * (rho - 1.0) / math.expm1(second * math.log(rho))
+
+
+def mg1k(arrival_rate: float, service: ServiceLaw, capacity: int,
+         method: Method = "exact", *, name: str = "station") -> StationMetrics:
+    """Performance of an M/G/1/K station with the given service law.
+
+    ``method="exact"`` gives every field; ``method="mgs"`` gives MacGregor
+    Smith's approximate loss and what follows from it (throughput,
+    utilisation), and ``None`` for what it cannot give.
+    """
+    rate = v.positive(_OWNER, "arrival_rate", arrival_rate)
+    k = v.integer(_OWNER, "capacity", capacity, low=1)
+    if not isinstance(service, ServiceLaw):
+        raise v.fail(_OWNER, "service", "a service law from edgeperf.dists", service)
+    rho = rate * service.mean
+    if method == "mgs":
+        loss = mgs_loss(rho, service.scv, k)
+        return StationMetrics(name=name, kind="approximate", method="mgs", arrival_rate=rate,
+                              capacity=k, loss_probability=loss, throughput=rate * (1.0 - loss),
+                              utilization=rho * (1.0 - loss))
+    if method != "exact":
+        raise v.fail(_OWNER, "method", "one of 'exact', 'mgs'", method)
+    pi = departure_distribution(service.arrival_pmf(rate, max(k - 1, 1)), k)
+    # Time-average law: p_j = pi_j / (pi_0 + rho) for j < K, p_K = 1 - 1/(pi_0 + rho).
+    norm = pi[0] + rho
+    p = np.append(pi / norm, 1.0 - 1.0 / norm)
+    loss = float(p[-1])
+    throughput = rate * (1.0 - loss)
+    mean_number = float(np.arange(k + 1) @ p)
+    response = mean_number / throughput  # Little's law over accepted jobs
+    return StationMetrics(
+        name=name, kind="exact", method="exact", arrival_rate=rate, capacity=k,
+        loss_probability=loss, throughput=throughput, utilization=float(1.0 - p[0]),
+        mean_number=mean_number, mean_response_time=response,
+        mean_waiting_time=response - service.mean,
+        queue_length_distribution=tuple(float(x) for x in p))
