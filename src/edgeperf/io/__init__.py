@@ -1,0 +1,5 @@
+"""Files at the boundary: scenario files and service-law specs."""
+
+from ._files import ScenarioError, law_from_spec, load_scenario, parse_scenario
+
+__all__ = ["ScenarioError", "load_scenario", "parse_scenario", "law_from_spec"]

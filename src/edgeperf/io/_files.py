@@ -1,0 +1,105 @@
+"""Reading scenario files and service-law specs, with one clear message per bad input."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import TypeAdapter, ValidationError
+
+from ..dists import ServiceLaw
+from ..exceptions import InvalidParameterError
+from ..model import System
+from ._specs import TAGS, LawSpec, ScenarioSpec
+
+__all__ = ["ScenarioError", "load_scenario", "parse_scenario", "law_from_spec"]
+
+_LAW_ADAPTER: TypeAdapter = TypeAdapter(LawSpec)
+
+
+class ScenarioError(InvalidParameterError):
+    """A scenario file or spec breaks a rule; the message names where and why."""
+
+
+def _path(loc: tuple[Any, ...]) -> str:
+    out = ""
+    for item in loc:
+        if isinstance(item, int):
+            out += f"[{item}]"
+        elif item in TAGS:  # a union's tag, not a field of the file
+            continue
+        else:
+            out += ("." if out else "") + str(item)
+    return out or "(top level)"
+
+
+def _describe(error: dict) -> str:
+    """One pydantic error as 'field.path: rule. Got value.'"""
+    where = _path(tuple(error["loc"]))
+    kind, msg = error["type"], error["msg"]
+    if kind == "value_error":  # our own domain message already names rule and value
+        return f"{where}: {msg.removeprefix('Value error, ')}"
+    if kind == "extra_forbidden":
+        return f"{where}: is not a known field. Got {error['input']!r}."
+    if kind == "missing":
+        return f"{where}: is required but missing."
+    return f"{where}: {msg}. Got {error['input']!r}."
+
+
+def _from_validation(source: str, err: ValidationError) -> ScenarioError:
+    errors = err.errors()
+    more = f" (and {len(errors) - 1} more problems)" if len(errors) > 1 else ""
+    return ScenarioError(f"{source}: {_describe(errors[0])}{more}")
+
+
+def parse_scenario(data: object, source: str = "<scenario>") -> System:
+    """Turn a parsed scenario mapping into a validated System (all or nothing)."""
+    if not isinstance(data, dict):
+        raise ScenarioError(f"{source}: (top level): must be a mapping of sections. "
+                            f"Got {type(data).__name__}.")
+    try:
+        spec = ScenarioSpec.model_validate(data)
+    except ValidationError as err:
+        raise _from_validation(source, err) from None
+    try:
+        return spec.build()
+    except InvalidParameterError as err:
+        where = _path(tuple(getattr(err, "path", ())))
+        raise ScenarioError(f"{source}: {where}: {err}") from None
+
+
+def load_scenario(path: str | Path) -> System:
+    """Read a YAML or JSON scenario file into a System."""
+    file = Path(path)
+    try:
+        text = file.read_text(encoding="utf-8")
+    except OSError as err:
+        raise ScenarioError(f"{file}: cannot be read: {err.strerror or err}.") from None
+    try:
+        data = yaml.safe_load(text)  # YAML is a superset of JSON
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        line = f" at line {mark.line + 1}" if mark is not None else ""
+        raise ScenarioError(f"{file}: is not valid YAML or JSON{line}: "
+                            f"{getattr(err, 'problem', None) or err}.") from None
+    return parse_scenario(data, str(file))
+
+
+def law_from_spec(spec: dict | str, source: str = "service") -> ServiceLaw:
+    """A service law from its spec: a mapping, or its JSON text.
+
+    >>> law_from_spec({"kind": "gamma", "shape": 4, "mean": 0.03}).scv
+    0.25
+    """
+    if isinstance(spec, str):
+        try:
+            spec = json.loads(spec)
+        except json.JSONDecodeError as err:
+            raise ScenarioError(f"{source}: is not valid JSON: {err.msg} at column {err.colno}. "
+                                f"Got {spec!r}.") from None
+    try:
+        return _LAW_ADAPTER.validate_python(spec).build()
+    except ValidationError as err:
+        raise _from_validation(source, err) from None

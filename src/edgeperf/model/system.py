@@ -1,0 +1,151 @@
+"""A deployment: the DNN, devices, links, workload and placement, checked together."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+from .. import _validation as v
+from ..exceptions import InvalidParameterError
+from .dnn import DNN
+from .hardware import Device, Link
+from .workload import Workload
+
+__all__ = ["Placement", "Fragment", "System"]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Placement:
+    """Which blocks each device runs: ``((device, (block, ...)), ...)``."""
+
+    assignment: tuple[tuple[str, tuple[str, ...]], ...]
+
+    def __post_init__(self) -> None:
+        rule = "a mapping from device name to a non-empty list of block names"
+        try:
+            pairs = tuple((d, tuple(blocks)) for d, blocks in self.assignment)
+        except (TypeError, ValueError):
+            raise v.fail("Placement", "assignment", rule, self.assignment) from None
+        if not pairs or not all(isinstance(d, str) and blocks and
+                                all(isinstance(b, str) for b in blocks) for d, blocks in pairs):
+            raise v.fail("Placement", "assignment", rule, self.assignment)
+        object.__setattr__(self, "assignment", pairs)
+
+    @classmethod
+    def from_mapping(cls, mapping: Mapping[str, Sequence[str]]) -> Placement:
+        return cls(assignment=tuple((d, tuple(b)) for d, b in mapping.items()))
+
+    def as_dict(self) -> dict[str, list[str]]:
+        return {d: list(blocks) for d, blocks in self.assignment}
+
+
+@dataclass(frozen=True, slots=True)
+class Fragment:
+    """A run of consecutive blocks (indices ``first..last``) on one device."""
+
+    device: str
+    first: int
+    last: int
+
+
+def _error(message_path: tuple[str, ...], err: InvalidParameterError) -> InvalidParameterError:
+    err.path = message_path  # type: ignore[attr-defined]  # read by edgeperf.io for file paths
+    return err
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class System:
+    """Everything an evaluator needs. Construction runs :meth:`validate`."""
+
+    model: DNN
+    devices: tuple[Device, ...]
+    links: tuple[Link, ...]
+    workload: Workload
+    placement: Placement
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "devices", tuple(self.devices))
+        object.__setattr__(self, "links", tuple(self.links))
+        self.validate()
+
+    def validate(self) -> None:
+        """Cross-object checks; raises InvalidParameterError naming the first broken rule."""
+        self._check_unique()
+        self._check_placement()
+        self._check_links()
+
+    def _check_unique(self) -> None:
+        names = [d.name for d in self.devices]
+        if not names or len(set(names)) != len(names):
+            raise _error(("devices",), v.fail("System", "devices",
+                                              "a non-empty list of devices with unique names", names))
+        pairs = [(link.source, link.target) for link in self.links]
+        if len(set(pairs)) != len(pairs):
+            raise _error(("links",), v.fail("System", "links", "at most one link per direction",
+                                            [f"{s}->{t}" for s, t in pairs]))
+        for i, link in enumerate(self.links):
+            for end in ("source", "target"):
+                if getattr(link, end) not in names:
+                    raise _error(("links", str(i), end), v.fail(
+                        "System", "links", f"links whose {end} is a known device {names}",
+                        getattr(link, end)))
+
+    def _check_placement(self) -> None:
+        devices = {d.name for d in self.devices}
+        order = self.model.names
+        seen: dict[str, str] = {}
+        for device, blocks in self.placement.assignment:
+            if device not in devices:
+                raise _error(("placement",), v.fail("System", "placement",
+                                                    f"keys that name known devices {sorted(devices)}",
+                                                    device))
+            for block in blocks:
+                if block not in order:
+                    raise _error(("placement", device), v.fail(
+                        "System", "placement", "lists of blocks of the model", block))
+                if block in seen:
+                    raise _error(("placement", device), v.fail(
+                        "System", "placement", f"each block on one device (it is on {seen[block]!r} too)",
+                        block))
+                seen[block] = device
+            idx = [order.index(b) for b in blocks]
+            if idx != list(range(idx[0], idx[0] + len(idx))):
+                raise _error(("placement", device), v.fail(
+                    "System", "placement",
+                    "a contiguous run of blocks in model order for each device", list(blocks)))
+        missing = [b for b in order if b not in seen]
+        if missing:
+            raise _error(("placement",), v.fail("System", "placement",
+                                                "a device for every block of the model", missing))
+
+    def _check_links(self) -> None:
+        fragments = self.fragments
+        for before, after in zip(fragments, fragments[1:]):
+            if self.link_between(before.device, after.device) is None:
+                raise _error(("links",), v.fail(
+                    "System", "links",
+                    "a link between the devices of consecutive fragments",
+                    f"no link {before.device}->{after.device}"))
+            block = self.model.blocks[before.last]
+            if block.output_bytes <= 0:
+                raise _error(("model", "blocks", str(before.last), "output_bytes"), v.fail(
+                    "System", "model", "output_bytes > 0 for a block followed by a link",
+                    f"{block.name}: {block.output_bytes}"))
+
+    @property
+    def fragments(self) -> tuple[Fragment, ...]:
+        """Fragments in execution order."""
+        order = self.model.names
+        out = [Fragment(d, order.index(blocks[0]), order.index(blocks[-1]))
+               for d, blocks in self.placement.assignment]
+        return tuple(sorted(out, key=lambda f: f.first))
+
+    def device(self, name: str) -> Device:
+        return next(d for d in self.devices if d.name == name)
+
+    def link_between(self, source: str, target: str) -> Link | None:
+        return next((l for l in self.links if l.source == source and l.target == target), None)
+
+    @property
+    def arrival_rate(self) -> float:
+        return self.workload.arrival_rate
