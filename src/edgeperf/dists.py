@@ -50,10 +50,9 @@ def poisson_pmf(mean_count: float | np.ndarray, n: int) -> np.ndarray:
     """
     j = np.arange(n, dtype=float)
     x = np.asarray(mean_count, dtype=float)[..., None]
-    with np.errstate(divide="ignore"):
-        log_x = np.log(x)
-    log_pmf = j * log_x - x - special.gammaln(j + 1.0)
-    log_pmf = np.where((x == 0.0) & (j == 0.0), 0.0, log_pmf)
+    with np.errstate(divide="ignore", invalid="ignore"):  # x = 0 gives log 0 and 0 * -inf
+        log_pmf = j * np.log(x) - x - special.gammaln(j + 1.0)
+    log_pmf = np.where(x == 0.0, np.where(j == 0.0, 0.0, -np.inf), log_pmf)
     return np.exp(log_pmf)
 
 

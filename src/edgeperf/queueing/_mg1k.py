@@ -75,7 +75,8 @@ def mg1k(arrival_rate: float, service: ServiceLaw, capacity: int,
          method: Method = "exact", *, name: str = "station") -> StationMetrics:
     """Performance of an M/G/1/K station with the given service law.
 
-    ``method="exact"`` gives every field; ``method="mgs"`` gives MacGregor
+    ``method="exact"`` gives every field (the loss to about 1e-15 absolute);
+    ``method="mgs"`` gives MacGregor
     Smith's approximate loss and what follows from it (throughput,
     utilisation), and ``None`` for what it cannot give.
     """
@@ -93,8 +94,9 @@ def mg1k(arrival_rate: float, service: ServiceLaw, capacity: int,
         raise v.fail(_OWNER, "method", "one of 'exact', 'mgs'", method)
     pi = departure_distribution(service.arrival_pmf(rate, max(k - 1, 1)), k)
     # Time-average law: p_j = pi_j / (pi_0 + rho) for j < K, p_K = 1 - 1/(pi_0 + rho).
+    # p_K cancels when the loss is tiny: its absolute accuracy is ~1e-15, so clip at 0.
     norm = pi[0] + rho
-    p = np.append(pi / norm, 1.0 - 1.0 / norm)
+    p = np.append(pi / norm, max(1.0 - 1.0 / norm, 0.0))
     loss = float(p[-1])
     throughput = rate * (1.0 - loss)
     mean_number = float(np.arange(k + 1) @ p)
