@@ -269,6 +269,10 @@ def _fmt_us(seconds) -> str:
     return f"{seconds * 1e6:,.0f}" if seconds is not None else "—"
 
 
+def _fmt_ratio(ratio: float) -> str:
+    return f"{ratio:,.0f}×" if ratio >= 10 else f"{ratio:.2g}×"
+
+
 def markdown_table(result: dict) -> str:
     """The README section for this benchmark, from its JSON result."""
     m = result["machine"]
@@ -283,7 +287,7 @@ def markdown_table(result: dict) -> str:
     for r in result["rows"]:
         if r["line_solver_status"] == "ok":
             their, diff, ratio = _fmt_loss(r["their_loss"]), f"{r['abs_diff']:.1e}", \
-                f"{r['ratio']:,.0f}×"
+                _fmt_ratio(r["ratio"])
         else:
             note = "**error**" if r["line_solver_status"] == "error" else \
                 f"**non-finite** ({r['their_loss']})"

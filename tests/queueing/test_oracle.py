@@ -27,6 +27,7 @@ import io
 import tempfile
 import warnings
 from collections.abc import Iterator
+from typing import NamedTuple
 
 import numpy as np
 import pytest
@@ -34,7 +35,10 @@ from scipy import stats
 
 pytest.importorskip("line_solver")
 
+import pandas as pd  # noqa: E402  (a line-solver dependency)
+
 from line_solver import (  # noqa: E402
+    Erlang,
     Exp,
     Network,
     OpenClass,
@@ -64,10 +68,10 @@ EXACT_TOL = 1e-9
 #: mg1k vs qsys_mg1k_loss. The oracle integrates the density by scipy quad
 #: (~1e-11 per a_j) and drops a_j below 1e-12; 1e-8 absolute covers that.
 QUAD_TOL = 1e-8
-#: Measured bound on |Poisson decomposition - exact CTMC| end-to-end loss over
-#: TANDEMS below (largest observed error 0.0209, at rho = 1, K = 1); see
-#: test_poisson_decomposition_error_is_bounded.
-E2E_POISSON_BOUND = 0.03
+#: Measured bound on (Poisson decomposition - exact) end-to-end loss of an
+#: exponential two-station tandem: worst case found 0.0567 (K1 = K2 = 1,
+#: rho = 0.4); see test_poisson_decomposition_error_is_bounded.
+E2E_POISSON_BOUND = 0.06
 
 
 # --------------------------------------------------------------------------- helpers
@@ -126,87 +130,124 @@ def oracle_svc(law: ServiceLaw) -> dict:
     raise TypeError(law)
 
 
-def network(lam: float, mus: list[float], caps: list[int]) -> Network:
-    """Poisson source -> FCFS exponential queues in series (drop when full) -> sink."""
+class Tandem(NamedTuple):
+    """Poisson(lam) -> station 1 (rate mu1, capacity k1) -> station 2 (mu2, k2).
+    Service is Erlang with ``phases`` phases (1: exponential), mean 1/mu."""
+
+    lam: float
+    mu1: float
+    mu2: float
+    k1: int
+    k2: int
+    phases: int = 1
+
+    def __str__(self) -> str:
+        law = "M" if self.phases == 1 else f"E{self.phases}"
+        return (f"{law} rho={self.lam / self.mu1:.2f}/{self.lam / self.mu2:.2f} "
+                f"K={self.k1}/{self.k2}")
+
+
+def network(lam: float, stations: list[tuple[float, int, int]]) -> Network:
+    """Poisson source -> FCFS queues (rate, capacity, Erlang phases) in series,
+    dropping arrivals when full -> sink."""
     model = Network("tandem")
     source = Source(model, "Source")
     jobs = OpenClass(model, "C1")
     source.setArrival(jobs, Exp(lam))
     queues = []
-    for i, (mu, cap) in enumerate(zip(mus, caps, strict=True), start=1):
+    for i, (mu, cap, phases) in enumerate(stations, start=1):
         q = Queue(model, f"Q{i}", SchedStrategy.FCFS)
         q.setCapacity(cap)
-        q.setService(jobs, Exp(mu))
+        q.setService(jobs, Exp(mu) if phases == 1 else Erlang(phases * mu, phases))
         queues.append(q)
     model.link(Network.serial_routing([source, *queues, Sink(model, "Sink")]))
     return model
 
 
-def ctmc_table(lam: float, mus: list[float], caps: list[int]):
+def ctmc_table(lam: float, stations: list[tuple[float, int, int]]) -> pd.DataFrame:
     """SolverCTMC's average table, indexed by station name. The cutoff must be at
     least the total capacity, or the state space is silently truncated."""
     with quiet():
-        table = SolverCTMC(network(lam, mus, caps), verbose=False, cutoff=sum(caps)).avg_table()
+        solver = SolverCTMC(network(lam, stations), verbose=False,
+                            cutoff=sum(cap for _, cap, _ in stations))
+        table = solver.avg_table()
     return table.data.set_index("Station")
 
 
-def tandem_generator_solution(lam: float, mu1: float, mu2: float, k1: int, k2: int) -> dict:
-    """Our own tiny CTMC of the tandem (independent of line-solver), to confirm it.
+def tandem_ctmc(t: Tandem) -> pd.DataFrame:
+    return ctmc_table(t.lam, [(t.mu1, t.k1, t.phases), (t.mu2, t.k2, t.phases)])
 
-    State (n1, n2); arrival lost at a full station 1; a station-1 completion
-    finding station 2 full is lost there.
-    """
-    n = (k1 + 1) * (k2 + 1)
+
+def tandem_generator_solution(t: Tandem) -> dict:
+    """Our own tiny CTMC of the exponential tandem (independent of line-solver),
+    to confirm the oracle. State (n1, n2); an arrival finding station 1 full is
+    lost, and so is a station-1 completion finding station 2 full."""
+    assert t.phases == 1
+    n = (t.k1 + 1) * (t.k2 + 1)
 
     def idx(a: int, b: int) -> int:
-        return a * (k2 + 1) + b
+        return a * (t.k2 + 1) + b
 
     q = np.zeros((n, n))
-    for a in range(k1 + 1):
-        for b in range(k2 + 1):
+    for a in range(t.k1 + 1):
+        for b in range(t.k2 + 1):
             s = idx(a, b)
-            if a < k1:
-                q[s, idx(a + 1, b)] += lam
+            if a < t.k1:
+                q[s, idx(a + 1, b)] += t.lam
             if a > 0:
-                q[s, idx(a - 1, min(b + 1, k2))] += mu1
+                q[s, idx(a - 1, min(b + 1, t.k2))] += t.mu1
             if b > 0:
-                q[s, idx(a, b - 1)] += mu2
+                q[s, idx(a, b - 1)] += t.mu2
     np.fill_diagonal(q, -q.sum(axis=1))
     lhs = q.T.copy()
-    lhs[-1, :] = 1.0  # replace one balance equation by normalisation
+    lhs[-1, :] = 1.0  # replace one balance equation by the normalisation
     rhs = np.zeros(n)
     rhs[-1] = 1.0
-    pi = np.linalg.solve(lhs, rhs).reshape(k1 + 1, k2 + 1)
+    pi = np.linalg.solve(lhs, rhs).reshape(t.k1 + 1, t.k2 + 1)
     p1, p2 = pi.sum(axis=1), pi.sum(axis=0)
-    return {"tput1": mu1 * (1.0 - p1[0]), "tput2": mu2 * (1.0 - p2[0]),
-            "qlen1": float(np.arange(k1 + 1) @ p1), "qlen2": float(np.arange(k2 + 1) @ p2)}
+    return {"tput1": t.mu1 * (1.0 - p1[0]), "tput2": t.mu2 * (1.0 - p2[0]),
+            "qlen1": float(np.arange(t.k1 + 1) @ p1), "qlen2": float(np.arange(t.k2 + 1) @ p2)}
 
 
-def tandem_chain(lam: float, mu1: float, mu2: float, k1: int, k2: int, method: str = "poisson"):
-    stations = [Station(name="a", capacity=k1, service=Exponential(1.0 / mu1)),
-                Station(name="b", capacity=k2, service=Exponential(1.0 / mu2))]
-    return loss_chain(lam, stations, method=method)
+def tandem_chain(t: Tandem, method: str = "poisson"):
+    def law(mu: float) -> ServiceLaw:
+        return Exponential(1.0 / mu) if t.phases == 1 else Gamma(t.phases, 1.0 / mu)
+
+    stations = [Station(name="a", capacity=t.k1, service=law(t.mu1)),
+                Station(name="b", capacity=t.k2, service=law(t.mu2))]
+    return loss_chain(t.lam, stations, method=method)
 
 
-def tandem_e2e_losses(lam: float, mu1: float, mu2: float, k1: int, k2: int,
-                      method: str = "poisson") -> tuple[float, float]:
-    """(exact CTMC end-to-end loss, decomposition end-to-end loss) of the tandem
-    Poisson(lam) -> ./M(mu1)/1/k1 -> ./M(mu2)/1/k2."""
-    exact = 1.0 - float(ctmc_table(lam, [mu1, mu2], [k1, k2]).loc["Q2", "Tput"]) / lam
-    return exact, tandem_chain(lam, mu1, mu2, k1, k2, method).loss_probability
+def tandem_e2e_losses(t: Tandem, method: str = "poisson") -> tuple[float, float]:
+    """(exact CTMC end-to-end loss, decomposition end-to-end loss) of a tandem."""
+    exact = 1.0 - float(tandem_ctmc(t).loc["Q2", "Tput"]) / t.lam
+    return exact, tandem_chain(t, method).loss_probability
 
 
-#: (lam, mu1, mu2, K1, K2): loads lam/mu from 0.5 to 1.5, capacities 1..5.
+#: Exponential tandems: loads lam/mu from 0.4 to 1.5, capacities 1..5. The
+#: first is the worst case found for the Poisson decomposition (see
+#: E2E_POISSON_BOUND).
 TANDEMS = [
-    (1.0, 2.0, 2.0, 1, 1),      # rho 0.5 / 0.5
-    (1.0, 2.0, 2.0, 3, 3),      # rho 0.5 / 0.5
-    (1.0, 1.25, 1.25, 2, 2),    # rho 0.8 / 0.8
-    (1.0, 1.2, 0.9, 3, 2),      # rho 0.83 / 1.11
-    (1.0, 1.0, 1.0, 1, 1),      # rho 1 / 1
-    (1.0, 1.0, 1.0, 5, 5),      # rho 1 / 1
-    (1.0, 2.0, 0.8, 1, 4),      # rho 0.5 / 1.25
-    (1.0, 1 / 1.5, 1 / 1.5, 5, 5),  # rho 1.5 / 1.5
-    (1.0, 0.8, 1.6, 5, 1),      # rho 1.25 / 0.625
+    Tandem(1.0, 2.5, 2.5, 1, 1),
+    Tandem(1.0, 2.0, 2.0, 3, 3),
+    Tandem(1.0, 1.25, 1.25, 2, 2),
+    Tandem(1.0, 1.2, 0.9, 3, 2),
+    Tandem(1.0, 1.0, 1.0, 1, 1),
+    Tandem(1.0, 1.0, 1.0, 5, 5),
+    Tandem(1.0, 2.0, 0.8, 1, 4),
+    Tandem(1.0, 1 / 1.5, 1 / 1.5, 5, 5),
+    Tandem(1.0, 0.8, 1.6, 5, 1),
+]
+#: Erlang tandems, where the two-moment method differs from the Poisson one (for
+#: exponential service its departure SCV is rho² + (1 - rho²) = 1, so the two
+#: coincide) and the decomposition errors are larger.
+ERLANG_TANDEMS = [
+    Tandem(1.0, 1.25, 1.25, 2, 2, 2),
+    Tandem(1.0, 1.0, 1.0, 5, 5, 2),
+    Tandem(1.0, 2.0, 2.0, 1, 1, 4),
+    Tandem(1.0, 1.25, 1.25, 2, 2, 4),
+    Tandem(1.0, 1.0, 1.0, 5, 5, 4),
+    Tandem(1.0, 1 / 1.5, 1 / 1.5, 3, 3, 4),
 ]
 
 
@@ -234,17 +275,17 @@ def test_mapg1k_matches_mm1k_closed_form(lam: float, k: int) -> None:
 def test_ctmc_matches_mm1k_closed_form(lam: float, k: int) -> None:
     mu = 1.0
     loss, p = mm1k_closed_form(lam, mu, k)
-    row = ctmc_table(lam, [mu], [k]).loc["Q1"]
+    row = ctmc_table(lam, [(mu, k, 1)]).loc["Q1"]
     assert row["Tput"] == pytest.approx(lam * (1 - loss), abs=CLOSED_FORM_TOL)
     assert row["Util"] == pytest.approx(1 - p[0], abs=CLOSED_FORM_TOL)
     assert row["QLen"] == pytest.approx(np.arange(k + 1) @ p, abs=CLOSED_FORM_TOL)
 
 
-@pytest.mark.parametrize("case", TANDEMS)
-def test_ctmc_tandem_matches_hand_built_generator(case: tuple) -> None:
-    lam, mu1, mu2, k1, k2 = case
-    tab = ctmc_table(lam, [mu1, mu2], [k1, k2])
-    ours = tandem_generator_solution(lam, mu1, mu2, k1, k2)
+@pytest.mark.parametrize("t", TANDEMS, ids=str)
+def test_ctmc_tandem_matches_hand_built_generator(t: Tandem) -> None:
+    """No closed form for station 2, so an independent generator stands in."""
+    tab = tandem_ctmc(t)
+    ours = tandem_generator_solution(t)
     assert tab.loc["Q1", "Tput"] == pytest.approx(ours["tput1"], abs=CLOSED_FORM_TOL)
     assert tab.loc["Q2", "Tput"] == pytest.approx(ours["tput2"], abs=CLOSED_FORM_TOL)
     assert tab.loc["Q1", "QLen"] == pytest.approx(ours["qlen1"], abs=CLOSED_FORM_TOL)
@@ -316,34 +357,33 @@ def test_mg1k_matches_mg1k_loss_on_mixture_density(name: str, rho: float, k: int
 # ------------------------------------------- 4. loss_chain vs the exact tandem CTMC
 
 
-@pytest.mark.parametrize("case", TANDEMS)
-def test_ctmc_tandem_is_self_consistent(case: tuple) -> None:
-    lam, mu1, mu2, k1, k2 = case
-    tab = ctmc_table(lam, [mu1, mu2], [k1, k2])
+@pytest.mark.parametrize("t", TANDEMS + ERLANG_TANDEMS, ids=str)
+def test_ctmc_tandem_is_self_consistent(t: Tandem) -> None:
+    tab = tandem_ctmc(t)
     tol = CLOSED_FORM_TOL
-    assert tab.loc["Source", "Tput"] == pytest.approx(lam, abs=tol)
-    assert tab.loc["Q1", "ArvR"] == pytest.approx(lam, abs=tol)
+    assert tab.loc["Source", "Tput"] == pytest.approx(t.lam, abs=tol)
+    assert tab.loc["Q1", "ArvR"] == pytest.approx(t.lam, abs=tol)
     # what station 1 completes is what station 2 is offered
     assert tab.loc["Q2", "ArvR"] == pytest.approx(tab.loc["Q1", "Tput"], abs=tol)
     # accepted <= offered at both stations
-    assert tab.loc["Q1", "Tput"] <= lam + tol
+    assert tab.loc["Q1", "Tput"] <= t.lam + tol
     assert tab.loc["Q2", "Tput"] <= tab.loc["Q2", "ArvR"] + tol
-    for name, mu in (("Q1", mu1), ("Q2", mu2)):
+    for name, mu in (("Q1", t.mu1), ("Q2", t.mu2)):
         row = tab.loc[name]
         assert row["Util"] == pytest.approx(row["Tput"] / mu, abs=tol)  # utilisation law
         assert row["QLen"] == pytest.approx(row["Tput"] * row["RespT"], abs=tol)  # Little
 
 
 @pytest.mark.parametrize("method", ["poisson", "two-moment"])
-@pytest.mark.parametrize("case", TANDEMS)
-def test_first_station_is_exact(case: tuple, method: str) -> None:
-    """Station 1 really is M/M/1/K1 (Poisson input), so the decomposition must
-    match the exact CTMC there, whatever the method."""
-    lam, mu1, mu2, k1, k2 = case
-    tab = ctmc_table(lam, [mu1, mu2], [k1, k2])
-    first = tandem_chain(lam, mu1, mu2, k1, k2, method).stations[0]
+@pytest.mark.parametrize("t", TANDEMS + ERLANG_TANDEMS, ids=str)
+def test_first_station_is_exact(t: Tandem, method: str) -> None:
+    """Station 1 really is M/M/1/K1 (M/E_k/1/K1) with Poisson input, so the
+    decomposition must match the exact CTMC there, whatever the method. For
+    Erlang service this also confirms the CTMC against mg1k's Gamma law."""
+    tab = tandem_ctmc(t)
+    first = tandem_chain(t, method).stations[0]
     assert first.throughput == pytest.approx(tab.loc["Q1", "Tput"], abs=EXACT_TOL)
-    assert first.loss_probability == pytest.approx(1 - tab.loc["Q1", "Tput"] / lam,
+    assert first.loss_probability == pytest.approx(1 - tab.loc["Q1", "Tput"] / t.lam,
                                                    abs=EXACT_TOL)
     assert first.mean_number == pytest.approx(tab.loc["Q1", "QLen"], abs=EXACT_TOL)
     assert first.utilization == pytest.approx(tab.loc["Q1", "Util"], abs=EXACT_TOL)
@@ -351,36 +391,47 @@ def test_first_station_is_exact(case: tuple, method: str) -> None:
 
 def test_poisson_decomposition_error_is_bounded() -> None:
     """Station 2 and end-to-end are approximations (the departures of an M/M/1/K
-    are not Poisson), so no tight agreement is asserted. E2E_POISSON_BOUND is
-    the largest error measured over TANDEMS (0.0209, at rho = 1, K1 = K2 = 1:
-    the smaller the buffers, the less Poisson the output) rounded up; it
-    documents the accuracy, and flags a change that makes it worse. Print
-    with ``pytest -s``; the script mode prints the docs table."""
+    are not Poisson), so no tight agreement is asserted; instead the measured
+    error is pinned. Errors are printed with ``pytest -s``; the script mode
+    prints the docs table.
+
+    Measured with the hand-built generator on a grid of loads lam/mu1, lam/mu2
+    in [0.05, 5] and K1, K2 in 1..5: the decomposition always over-estimates the
+    end-to-end loss (an M/M/1/K's departures are smoother than Poisson, so
+    station 2 loses fewer jobs than it would under Poisson input), the error
+    falls as the buffers grow (max 0.012 at K1 = K2 = 5), and the worst case is
+    0.0567 at K1 = K2 = 1, rho1 = rho2 = 0.4 (first row of TANDEMS). So the
+    claim "< 0.05 absolute" is NOT true in general; E2E_POISSON_BOUND = 0.06 is.
+    The sign is an observation on that grid, not a theorem, and is asserted only
+    on TANDEMS.
+    """
     errors = []
-    for case in TANDEMS:
-        exact, approx = tandem_e2e_losses(*case)
-        errors.append(abs(approx - exact))
-        print(f"{case}: exact {exact:.6f}  poisson {approx:.6f}  error {approx - exact:+.6f}")
+    for t in TANDEMS:
+        exact, approx = tandem_e2e_losses(t)
+        errors.append(approx - exact)
+        print(f"{t}: exact {exact:.6f}  poisson {approx:.6f}  error {approx - exact:+.6f}")
     assert max(errors) < E2E_POISSON_BOUND
-    # the decomposition is not trivially exact either: station 2's input is not Poisson
-    assert max(errors) > 1e-4
+    assert min(errors) > 0.0  # over-estimates, as on the whole grid
+    assert max(errors) > 0.05  # the bound is tight: the worst case is in TANDEMS
 
 
 # ------------------------------------------------------------------ docs table
 
 
 def main() -> None:
-    print("End-to-end loss of a two-station exponential tandem with losses:")
-    print("exact = line-solver SolverCTMC (cutoff K1+K2); error = decomposition - exact\n")
-    head = (f"{'lam':>4} {'mu1':>6} {'mu2':>6} {'rho1':>5} {'rho2':>5} {'K1':>2} {'K2':>2} | "
-            f"{'exact':>8} {'poisson':>8} {'err':>8} | {'2-moment':>8} {'err':>8}")
+    print("End-to-end loss of a two-station tandem with losses (Poisson arrivals, lam = 1).")
+    print("exact = line-solver SolverCTMC (cutoff K1+K2); err = decomposition - exact.")
+    print("For exponential service the two-moment method coincides with the Poisson one.\n")
+    head = (f"{'svc':>3} {'rho1':>5} {'rho2':>5} {'K1':>2} {'K2':>2} | {'exact':>8} | "
+            f"{'poisson':>8} {'err':>8} | {'2-moment':>8} {'err':>8}")
     print(head)
     print("-" * len(head))
-    for lam, mu1, mu2, k1, k2 in TANDEMS:
-        exact, poisson = tandem_e2e_losses(lam, mu1, mu2, k1, k2, "poisson")
-        _, two = tandem_e2e_losses(lam, mu1, mu2, k1, k2, "two-moment")
-        print(f"{lam:>4.1f} {mu1:>6.3f} {mu2:>6.3f} {lam / mu1:>5.2f} {lam / mu2:>5.2f} "
-              f"{k1:>2} {k2:>2} | {exact:>8.5f} {poisson:>8.5f} {poisson - exact:>+8.5f} | "
+    for t in TANDEMS + ERLANG_TANDEMS:
+        exact, poisson = tandem_e2e_losses(t, "poisson")
+        _, two = tandem_e2e_losses(t, "two-moment")
+        law = "M" if t.phases == 1 else f"E{t.phases}"
+        print(f"{law:>3} {t.lam / t.mu1:>5.2f} {t.lam / t.mu2:>5.2f} {t.k1:>2} {t.k2:>2} | "
+              f"{exact:>8.5f} | {poisson:>8.5f} {poisson - exact:>+8.5f} | "
               f"{two:>8.5f} {two - exact:>+8.5f}")
 
 
