@@ -103,7 +103,7 @@ def analyze(
     scenario: Annotated[Path, typer.Argument(help="Scenario file (YAML or JSON).")],
     method: Annotated[ChainMethodName, typer.Option(
         help="Decomposition: poisson inputs, or two-moment (carries input variability).")]
-        = ChainMethodName.two_moment,
+        = ChainMethodName.poisson,
     station_method: Annotated[StationMethodName, typer.Option(
         help="How each station is solved: exact M/G/1/K or mgs.")] = StationMethodName.exact,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,

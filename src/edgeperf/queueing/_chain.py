@@ -11,8 +11,9 @@ fed by the thinned output of the station before it:
   is solved as the M/G/1/K whose service law has the same mean and the SCV
   c_s² + c_a² - 1, the variability that gives the same Kingman waiting time.
 
-Both are approximations for more than one station; docs/background/chain.md
-gives the errors measured against simulation.
+Both are approximations for more than one station; neither wins everywhere, so
+the simpler Poisson method is the default. docs/background/chain.md gives the
+errors measured against simulation (``benchmarks/chain_decomposition.py``).
 """
 
 from __future__ import annotations
@@ -198,7 +199,7 @@ def loss_chain(arrival_rate: float, stations: tuple[Station, ...] | list[Station
 class DecompositionEvaluator:
     """The analytic evaluator: ``evaluate(system) -> Metrics`` by decomposition."""
 
-    def __init__(self, method: ChainMethod = "two-moment", station_method: StationMethod = "exact"):
+    def __init__(self, method: ChainMethod = "poisson", station_method: StationMethod = "exact"):
         self.method = method
         self.station_method = station_method
 
