@@ -33,8 +33,8 @@ class ChainMethodName(str, Enum):
     two_moment = "two-moment"
 
 
-def _fmt(x: float | None, unit: str = "") -> str:
-    return "—" if x is None else f"{x:.6g}{unit}"
+def _fmt(x: float | None, unit: str = "", digits: int = 6) -> str:
+    return "—" if x is None else f"{x:.{digits}g}{unit}"
 
 
 def _station_table(m: StationMetrics, title: str) -> Table:
@@ -58,8 +58,9 @@ def _chain_tables(m: Metrics, title: str) -> list[Table]:
                 "mean response s"):
         stations.add_column(col, justify="left" if col == "station" else "right")
     for s in m.stations:
-        stations.add_row(s.name, _fmt(s.arrival_rate), _fmt(s.loss_probability),
-                         _fmt(s.throughput), _fmt(s.utilization), _fmt(s.mean_response_time))
+        stations.add_row(s.name, *(_fmt(x, digits=4) for x in (
+            s.arrival_rate, s.loss_probability, s.throughput, s.utilization,
+            s.mean_response_time)))
     summary = Table(title="end to end")
     summary.add_column("metric")
     summary.add_column("value", justify="right")

@@ -23,6 +23,7 @@ Poisson vs two-moment decomposition) quoted in the docs:
 from __future__ import annotations
 
 import contextlib
+import functools
 import io
 import tempfile
 import warnings
@@ -184,6 +185,7 @@ def ctmc_table(lam: float, stations: list[tuple[float, int, int]]) -> pd.DataFra
     return table.data.set_index("Station")
 
 
+@functools.cache  # several tests read the same tandem; callers only read the frame
 def tandem_ctmc(t: Tandem) -> pd.DataFrame:
     return ctmc_table(t.lam, [(t.mu1, t.k1, t.phases), (t.mu2, t.k2, t.phases)])
 

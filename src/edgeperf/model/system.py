@@ -22,13 +22,17 @@ class Placement:
 
     def __post_init__(self) -> None:
         rule = "a mapping from device name to a non-empty list of block names"
+        items = self.assignment.items() if isinstance(self.assignment, Mapping) else self.assignment
         try:
-            pairs = tuple((d, tuple(blocks)) for d, blocks in self.assignment)
+            pairs = tuple((d, blocks) for d, blocks in items)
         except (TypeError, ValueError):
             raise v.fail("Placement", "assignment", rule, self.assignment) from None
-        if not pairs or not all(isinstance(d, str) and blocks and
-                                all(isinstance(b, str) for b in blocks) for d, blocks in pairs):
+        # A string is a sequence too: reject it rather than split it into characters.
+        if not pairs or not all(isinstance(d, str) and isinstance(blocks, Sequence)
+                                and not isinstance(blocks, str) and blocks
+                                and all(isinstance(b, str) for b in blocks) for d, blocks in pairs):
             raise v.fail("Placement", "assignment", rule, self.assignment)
+        pairs = tuple((d, tuple(blocks)) for d, blocks in pairs)
         object.__setattr__(self, "assignment", pairs)
 
     @classmethod
