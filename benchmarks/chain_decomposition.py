@@ -22,6 +22,7 @@ from edgeperf.sim import replicate_chain
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULT = ROOT / "benchmarks" / "results" / "chain_decomposition.json"
+DOC = ROOT / "docs" / "background" / "chain.md"  # its table is rewritten by each run
 REPLICATIONS, JOBS = 10, 100_000
 
 
@@ -79,7 +80,16 @@ def main() -> None:
               "seconds": time.perf_counter() - started}
     RESULT.parent.mkdir(parents=True, exist_ok=True)
     RESULT.write_text(json.dumps(result, indent=2) + "\n")
-    print(markdown_table(result))
+    table = markdown_table(result)
+    _rewrite_doc_table(table)
+    print(table)
+
+
+def _rewrite_doc_table(table: str) -> None:
+    start, end = "<!-- chain_decomposition:start -->", "<!-- chain_decomposition:end -->"
+    text = DOC.read_text()
+    i, j = text.index(start), text.index(end)
+    DOC.write_text(text[: i + len(start)] + "\n" + table + "\n" + text[j:])
 
 
 def markdown_table(result: dict) -> str:
