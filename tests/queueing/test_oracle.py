@@ -6,10 +6,11 @@ generator for the two-station tandem), then trusted to check:
 - ``mg1k`` (exact) against ``qsys_mapg1k`` (exact MAP/G/1/K by uniformization,
   the service law entered exactly) and ``qsys_mg1k_loss`` (service-start chain,
   service density integrated by quadrature);
-- station 1 of ``loss_chain`` against ``SolverCTMC`` on an exponential tandem,
-  where it is exact. Station 2 and the end-to-end loss are approximations: the
-  tests check the exact CTMC numbers are self-consistent and that the measured
-  decomposition error stays below a documented bound.
+- station 1 of ``loss_chain`` against ``SolverCTMC`` on two-station tandems
+  (exponential and Erlang service), where it is exact. Station 2 and the
+  end-to-end loss are approximations: the tests check the exact CTMC numbers
+  are self-consistent and that the measured error of the Poisson decomposition
+  on exponential tandems stays below a documented bound.
 
 Pitfalls of the oracle, avoided here: SolverMAM treats Det as exponential,
 SolverFluid ignores capacities, and SolverCTMC's ``cutoff`` (default 10)

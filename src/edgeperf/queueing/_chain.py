@@ -13,7 +13,8 @@ fed by the thinned output of the station before it:
 
 Both are approximations for more than one station; neither wins everywhere, so
 the simpler Poisson method is the default. docs/background/chain.md gives the
-errors measured against simulation (``benchmarks/chain_decomposition.py``).
+errors measured against simulation (``benchmarks/chain_decomposition.py``)
+and against the exact CTMC of small tandems (``tests/queueing/test_oracle.py``).
 """
 
 from __future__ import annotations
