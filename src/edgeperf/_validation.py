@@ -16,8 +16,13 @@ from .exceptions import InvalidParameterError
 
 
 def fail(owner: str, name: str, rule: str, value: object) -> InvalidParameterError:
-    """Build the standard error; callers ``raise fail(...)``."""
-    return InvalidParameterError(f"The {name!r} parameter of {owner} must be {rule}. Got {value!r}.")
+    """Build the standard error; callers ``raise fail(...)``.
+
+    The error keeps ``parameter`` so that file readers can point at the field.
+    """
+    err = InvalidParameterError(f"The {name!r} parameter of {owner} must be {rule}. Got {value!r}.")
+    err.parameter = name  # type: ignore[attr-defined]
+    return err
 
 
 def _is_real(value: object) -> bool:
@@ -76,4 +81,4 @@ def weights(owner: str, name: str, value: Sequence[float], size: int) -> np.ndar
         raise fail(owner, name, rule, list(value))
     if abs(arr.sum() - 1.0) > 1e-9:
         raise fail(owner, name, rule, list(value))
-    return arr / arr.sum()
+    return arr

@@ -312,25 +312,26 @@ def test_placement_from_mapping_rejects_an_empty_block_list():
         Placement.from_mapping({"pi": []})
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG: Placement unpacks each item of the assignment with `for d, blocks in ...`, so a "
-    "mapping (which its own error message asks for) is iterated by key, and a two-letter key "
-    "is split into characters: {'pi': ['b0']} silently becomes (('p', ('i',)),)."))
-def test_placement_given_a_mapping_is_read_as_a_mapping_or_rejected():
-    try:
-        p = Placement(assignment={"pi": ["b0"]})  # type: ignore[arg-type]
-    except InvalidParameterError:
-        return
-    assert p.assignment == (("pi", ("b0",)),)
+def test_placement_reads_a_mapping_as_a_mapping():
+    p = Placement(assignment={"pi": ["b0", "b1"], "tx": ("b2",)})  # type: ignore[arg-type]
+    assert p.assignment == (("pi", ("b0", "b1")), ("tx", ("b2",)))
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG: a block list given as a string is split into characters: "
-    "(('pi', 'b0'),) silently becomes (('pi', ('b', '0')),) instead of being rejected."))
-def test_placement_rejects_a_string_as_the_block_list():
-    with pytest.raises(InvalidParameterError, match=re.escape(
-            f"The 'assignment' parameter of Placement must be {PLACEMENT_RULE}.")):
-        Placement(assignment=(("pi", "b0"),))  # type: ignore[arg-type]
+@pytest.mark.parametrize("blocks", ["b0", "b0b1", {"b0"}, b"b0"])
+def test_placement_rejects_a_block_list_that_is_not_a_list(blocks):
+    assignment = (("pi", blocks),)
+    with pytest.raises(InvalidParameterError, match=exactly(
+            f"The 'assignment' parameter of Placement must be {PLACEMENT_RULE}. "
+            f"Got {assignment!r}.")):
+        Placement(assignment=assignment)  # type: ignore[arg-type]
+
+
+def test_placement_rejects_an_empty_mapping_and_a_string_block_list_in_a_mapping():
+    for mapping in ({}, {"pi": "b0"}):
+        with pytest.raises(InvalidParameterError, match=exactly(
+                f"The 'assignment' parameter of Placement must be {PLACEMENT_RULE}. "
+                f"Got {mapping!r}.")):
+            Placement(assignment=mapping)  # type: ignore[arg-type]
 
 
 # --------------------------------------------------------------------------- frozen

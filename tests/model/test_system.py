@@ -137,14 +137,14 @@ def test_duplicate_links():
 def test_link_to_an_unknown_device():
     raises_with_path(
         "The 'links' parameter of System must be links whose target is a known device "
-        "['pi', 'server']. Got 'cloud'.", ("links", "1", "target"),
+        "['pi', 'server']. Got 'cloud'.", ("links", 1, "target"),
         links=(PI_SERVER, Link(source="server", target="cloud", bandwidth_bps=1.0, capacity=1)))
 
 
 def test_link_from_an_unknown_device():
     raises_with_path(
         "The 'links' parameter of System must be links whose source is a known device "
-        "['pi', 'server']. Got 'edge'.", ("links", "0", "source"),
+        "['pi', 'server']. Got 'edge'.", ("links", 0, "source"),
         links=(Link(source="edge", target="server", bandwidth_bps=1.0, capacity=1), PI_SERVER))
 
 
@@ -163,7 +163,7 @@ def test_link_in_the_wrong_direction_does_not_count():
 def test_output_bytes_zero_before_a_cut():
     raises_with_path(
         "The 'model' parameter of System must be output_bytes > 0 for a block followed by a "
-        "link. Got 'b1: 0'.", ("model", "blocks", "1", "output_bytes"),
+        "link. Got 'b1: 0'.", ("model", "blocks", 1, "output_bytes"),
         model=model((262144, 0, 4000)))
 
 

@@ -12,7 +12,7 @@ from pydantic import TypeAdapter, ValidationError
 from ..dists import ServiceLaw
 from ..exceptions import InvalidParameterError
 from ..model import System
-from ._specs import TAGS, LawSpec, ScenarioSpec
+from ._specs import FILE_NAMES, TAGS, UNION_FIELDS, LawSpec, ScenarioSpec
 
 __all__ = ["ScenarioError", "load_scenario", "parse_scenario", "law_from_spec"]
 
@@ -23,16 +23,31 @@ class ScenarioError(InvalidParameterError):
     """A scenario file or spec breaks a rule; the message names where and why."""
 
 
+def _is_tag(loc: tuple[Any, ...], i: int) -> bool:
+    """Whether loc[i] is a union's tag (not a field of the file)."""
+    if loc[i] not in TAGS:
+        return False
+    before = [x for x in loc[:i] if not isinstance(x, int)]
+    return not before or before[-1] in UNION_FIELDS
+
+
 def _path(loc: tuple[Any, ...]) -> str:
     out = ""
-    for item in loc:
+    for i, item in enumerate(loc):
         if isinstance(item, int):
             out += f"[{item}]"
-        elif item in TAGS:  # a union's tag, not a field of the file
-            continue
-        else:
+        elif not _is_tag(loc, i):
             out += ("." if out else "") + str(item)
     return out or "(top level)"
+
+
+def _domain_path(loc: tuple[Any, ...], err: object) -> str:
+    """The path of a domain error raised while building the object at ``loc``."""
+    nested = tuple(getattr(err, "path", ()))
+    parameter = getattr(err, "parameter", None)
+    inner = nested or ((parameter,) if parameter else ())
+    # domain objects name fields as Python does; the file may spell them otherwise
+    return _path(loc + tuple(FILE_NAMES.get(x, x) if isinstance(x, str) else x for x in inner))
 
 
 def _describe(error: dict) -> str:
@@ -40,6 +55,9 @@ def _describe(error: dict) -> str:
     where = _path(tuple(error["loc"]))
     kind, msg = error["type"], error["msg"]
     if kind == "value_error":  # our own domain message already names rule and value
+        cause = (error.get("ctx") or {}).get("error")
+        if isinstance(cause, InvalidParameterError):
+            return f"{_domain_path(tuple(error['loc']), cause)}: {cause}"
         return f"{where}: {msg.removeprefix('Value error, ')}"
     if kind == "extra_forbidden":
         return f"{where}: is not a known field. Got {error['input']!r}."
@@ -50,7 +68,8 @@ def _describe(error: dict) -> str:
 
 def _from_validation(source: str, err: ValidationError) -> ScenarioError:
     errors = err.errors()
-    more = f" (and {len(errors) - 1} more problems)" if len(errors) > 1 else ""
+    extra = len(errors) - 1
+    more = f" (and {extra} more problem{'s' if extra > 1 else ''})" if extra else ""
     return ScenarioError(f"{source}: {_describe(errors[0])}{more}")
 
 
@@ -66,8 +85,7 @@ def parse_scenario(data: object, source: str = "<scenario>") -> System:
     try:
         return spec.build()
     except InvalidParameterError as err:
-        where = _path(tuple(getattr(err, "path", ())))
-        raise ScenarioError(f"{source}: {where}: {err}") from None
+        raise ScenarioError(f"{source}: {_domain_path((), err)}: {err}") from None
 
 
 def load_scenario(path: str | Path) -> System:
@@ -77,6 +95,8 @@ def load_scenario(path: str | Path) -> System:
         text = file.read_text(encoding="utf-8")
     except OSError as err:
         raise ScenarioError(f"{file}: cannot be read: {err.strerror or err}.") from None
+    except UnicodeDecodeError as err:
+        raise ScenarioError(f"{file}: is not UTF-8 text: byte {err.start} cannot be decoded.") from None
     try:
         data = yaml.safe_load(text)  # YAML is a superset of JSON
     except yaml.YAMLError as err:

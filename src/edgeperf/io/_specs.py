@@ -12,6 +12,7 @@ from typing import Annotated, Literal, Union
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, model_validator
 
 from .. import dists
+from ..exceptions import InvalidParameterError
 from ..model import (DNN, Block, Device, Link, Placement, PoissonArrivals, System, Workload)
 
 _STRICT = ConfigDict(extra="forbid", strict=True, populate_by_name=True)
@@ -100,10 +101,14 @@ LawSpec = Annotated[
 MixtureSpec.model_rebuild()
 SumSpec.model_rebuild()
 
-#: Discriminator values; they appear in pydantic's error locations and are
-#: dropped from the field paths we print.
+#: Discriminator values; pydantic puts them in error locations right after the
+#: field holding the union, and the field paths we print leave them out.
 TAGS = frozenset({"deterministic", "exponential", "gamma", "lognormal", "empirical", "mixture",
                   "sum", "poisson"})
+#: Fields that hold a tagged union (or a list of them).
+UNION_FIELDS = frozenset({"latency", "components", "arrival"})
+#: Domain parameter names that the file spells differently.
+FILE_NAMES = {"source": "from", "target": "to", "exit_probability": "exit.probability"}
 
 
 class ExitSpec(BaseModel):
@@ -181,7 +186,11 @@ class ScenarioSpec(BaseModel):
     placement: dict[str, list[str]]
 
     def build(self) -> System:
+        try:
+            placement = Placement.from_mapping(self.placement)
+        except InvalidParameterError as err:
+            err.path = ("placement",)  # type: ignore[attr-defined]
+            raise
         return System(model=self.model.build(), devices=tuple(d.build() for d in self.devices),
                       links=tuple(link.build() for link in self.links),
-                      workload=self.workload.build(),
-                      placement=Placement.from_mapping(self.placement))
+                      workload=self.workload.build(), placement=placement)

@@ -37,7 +37,7 @@ class Placement:
 
     @classmethod
     def from_mapping(cls, mapping: Mapping[str, Sequence[str]]) -> Placement:
-        return cls(assignment=tuple((d, tuple(b)) for d, b in mapping.items()))
+        return cls(assignment=mapping)  # type: ignore[arg-type]  # normalised in __post_init__
 
     def as_dict(self) -> dict[str, list[str]]:
         return {d: list(blocks) for d, blocks in self.assignment}
@@ -52,8 +52,8 @@ class Fragment:
     last: int
 
 
-def _error(message_path: tuple[str, ...], err: InvalidParameterError) -> InvalidParameterError:
-    err.path = message_path  # type: ignore[attr-defined]  # read by edgeperf.io for file paths
+def _error(path: tuple[str | int, ...], err: InvalidParameterError) -> InvalidParameterError:
+    err.path = path  # type: ignore[attr-defined]  # read by edgeperf.io for file paths
     return err
 
 
@@ -90,7 +90,7 @@ class System:
         for i, link in enumerate(self.links):
             for end in ("source", "target"):
                 if getattr(link, end) not in names:
-                    raise _error(("links", str(i), end), v.fail(
+                    raise _error(("links", i, end), v.fail(
                         "System", "links", f"links whose {end} is a known device {names}",
                         getattr(link, end)))
 
@@ -132,7 +132,7 @@ class System:
                     f"no link {before.device}->{after.device}"))
             block = self.model.blocks[before.last]
             if block.output_bytes <= 0:
-                raise _error(("model", "blocks", str(before.last), "output_bytes"), v.fail(
+                raise _error(("model", "blocks", before.last, "output_bytes"), v.fail(
                     "System", "model", "output_bytes > 0 for a block followed by a link",
                     f"{block.name}: {block.output_bytes}"))
 
