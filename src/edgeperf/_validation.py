@@ -75,10 +75,13 @@ def name_string(owner: str, name: str, value: object) -> str:
 
 def weights(owner: str, name: str, value: Sequence[float], size: int) -> np.ndarray:
     """Non-negative finite weights of the given length summing to 1 within 1e-9."""
-    arr = np.asarray(value, dtype=float)
     rule = f"{size} non-negative finite numbers summing to 1"
-    if arr.shape != (size,) or not np.all(np.isfinite(arr)) or np.any(arr < 0):
-        raise fail(owner, name, rule, list(value))
-    if abs(arr.sum() - 1.0) > 1e-9:
-        raise fail(owner, name, rule, list(value))
+    shown = list(value) if isinstance(value, (list, tuple, np.ndarray)) else value
+    try:
+        arr = np.asarray(value, dtype=float)
+    except (TypeError, ValueError):
+        raise fail(owner, name, rule, shown) from None
+    if arr.shape != (size,) or not np.all(np.isfinite(arr)) or np.any(arr < 0) \
+            or abs(arr.sum() - 1.0) > 1e-9:
+        raise fail(owner, name, rule, shown)
     return arr

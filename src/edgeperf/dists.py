@@ -302,11 +302,7 @@ class Mixture(ServiceLaw):
 
     def __post_init__(self) -> None:
         laws = _laws("Mixture", self.components)
-        w = v.weights("Mixture", "weights", self.weights, len(laws)) \
-            if _is_sequence(self.weights) else None
-        if w is None:
-            raise v.fail("Mixture", "weights", f"{len(laws)} non-negative finite numbers summing to 1",
-                         self.weights)
+        w = v.weights("Mixture", "weights", self.weights, len(laws))
         object.__setattr__(self, "components", laws)
         object.__setattr__(self, "weights", tuple(float(x) for x in w))
 

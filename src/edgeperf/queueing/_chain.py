@@ -81,12 +81,15 @@ class Station:
         return max(1.0 - sum(e.probability for e in self.exits), 0.0)
 
     @property
+    def outcomes(self) -> tuple[tuple[ServiceLaw, ...], tuple[float, ...]]:
+        """The service laws of an accepted job, by exit then passing on, and their probabilities."""
+        laws = tuple(e.service for e in self.exits) + (self.service,)
+        return laws, tuple(e.probability for e in self.exits) + (self.pass_probability,)
+
+    @property
     def law(self) -> ServiceLaw:
         """The service law of an arbitrary accepted job."""
-        if not self.exits:
-            return self.service
-        weights = [e.probability for e in self.exits] + [self.pass_probability]
-        return Mixture(tuple(e.service for e in self.exits) + (self.service,), tuple(weights))
+        return Mixture(*self.outcomes) if self.exits else self.service
 
 
 def stations_of(system: System) -> tuple[Station, ...]:

@@ -25,8 +25,8 @@ __all__ = ["simulate_chain", "replicate_chain"]
 
 def _outcomes(station: Station, rng: np.random.Generator, n: int) -> tuple[np.ndarray, np.ndarray]:
     """Per job: which exit it takes (index, len(exits) = passes on) and its service time."""
-    laws = [e.service for e in station.exits] + [station.service]
-    weights = np.array([e.probability for e in station.exits] + [station.pass_probability])
+    laws, probabilities = station.outcomes
+    weights = np.asarray(probabilities)
     choice = rng.choice(len(laws), size=n, p=weights / weights.sum())
     service = np.empty(n)
     for i, law in enumerate(laws):
@@ -91,15 +91,16 @@ def simulate_chain(arrival_rate: float, stations: Sequence[Station], *, n_jobs: 
         ids, times = ids[moving], departures[moving] + station.delay_s
 
     done = measured & ~np.isnan(completion)
+    response = completion[done] - arrivals[done]
     counts = np.bincount(exit_of[done], minlength=len(exit_names))
     return Metrics(
         kind="estimate", method="reference-simulation", arrival_rate=rate,
         throughput=done.sum() / (t_end - t_start),
         loss_probability=1.0 - done.sum() / measured.sum(),
-        mean_response_time=float(np.mean(completion[done] - arrivals[done])) if done.any() else None,
-        p50_response_time=_quantile(completion[done] - arrivals[done], 0.50),
-        p95_response_time=_quantile(completion[done] - arrivals[done], 0.95),
-        p99_response_time=_quantile(completion[done] - arrivals[done], 0.99),
+        mean_response_time=float(response.mean()) if len(response) else None,
+        p50_response_time=_quantile(response, 0.50),
+        p95_response_time=_quantile(response, 0.95),
+        p99_response_time=_quantile(response, 0.99),
         exit_distribution={name: float(c / max(done.sum(), 1)) for name, c in zip(exit_names, counts)},
         stations=tuple(per_station))
 
