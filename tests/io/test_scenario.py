@@ -178,14 +178,15 @@ BAD_SCENARIOS: list[tuple[str, Callable[[dict], None], str]] = [
          "The 'weights' parameter of Mixture must be 2 non-negative finite numbers summing "
          "to 1. Got [0.5, 0.6].")),
     ("missing section", _drop("workload"),
-     re.escape("workload: is required but missing.")),
+     re.escape("workload: is required but missing (or give a list of 'chains').")),
     ("missing link end", _drop("links", 0, "to"),
      re.escape("links[0].to: is required but missing.")),
     ("link field spelled like the class", _set("links", 0, "target", value="server"),
      re.escape("links[0].target: is not a known field. Got 'server'.")),
-    ("unknown arrival process", _set("workload", "arrival", "process", value="mmpp"),
-     re.escape("workload.arrival: Input tag 'mmpp' found using 'process' does not match any of "
-               "the expected tags: 'poisson'. Got {'process': 'mmpp', 'rate': 26.0}.")),
+    ("unknown arrival process", _set("workload", "arrival", "process", value="bursty"),
+     re.escape("workload.arrival: Input tag 'bursty' found using 'process' does not match any of "
+               "the expected tags: 'poisson', 'mmpp', 'trace', 'piecewise'. "
+               "Got {'process': 'bursty', 'rate': 26.0}.")),
     ("bool capacity", _set("devices", 1, "capacity", value=True),
      re.escape("devices[1].capacity: Input should be a valid integer. Got True.")),
     ("float capacity", _set("devices", 1, "capacity", value=2.0),

@@ -264,9 +264,10 @@ def test_poisson_rate_must_be_finite_and_positive(rate):
 
 
 @pytest.mark.parametrize("arrival", [26.0, None, {"process": "poisson", "rate": 26.0}])
-def test_workload_arrival_must_be_poisson_arrivals(arrival):
+def test_workload_arrival_must_be_an_arrival_process(arrival):
     with pytest.raises(InvalidParameterError, match=exactly(
-            f"The 'arrival' parameter of Workload must be a PoissonArrivals. Got {arrival!r}.")):
+            f"The 'arrival' parameter of Workload must be a Poisson, MMPP, trace or piecewise "
+        f"arrival process. Got {arrival!r}.")):
         Workload(arrival=arrival)
 
 

@@ -73,13 +73,16 @@ def _from_validation(source: str, err: ValidationError) -> ScenarioError:
     return ScenarioError(f"{source}: {_describe(errors[0])}{more}")
 
 
-def parse_scenario(data: object, source: str = "<scenario>") -> System:
-    """Turn a parsed scenario mapping into a validated System (all or nothing)."""
+def parse_scenario(data: object, source: str = "<scenario>", base: str | Path = ".") -> System:
+    """Turn a parsed scenario mapping into a validated System (all or nothing).
+
+    Files it references (a trace) are read relative to ``base``.
+    """
     if not isinstance(data, dict):
         raise ScenarioError(f"{source}: (top level): must be a mapping of sections. "
                             f"Got {type(data).__name__}.")
     try:
-        spec = ScenarioSpec.model_validate(data)
+        spec = ScenarioSpec.model_validate(data, context={"base": Path(base)})
     except ValidationError as err:
         raise _from_validation(source, err) from None
     try:
@@ -104,7 +107,7 @@ def load_scenario(path: str | Path) -> System:
         line = f" at line {mark.line + 1}" if mark is not None else ""
         raise ScenarioError(f"{file}: is not valid YAML or JSON{line}: "
                             f"{getattr(err, 'problem', None) or err}.") from None
-    return parse_scenario(data, str(file))
+    return parse_scenario(data, str(file), base=file.parent)
 
 
 def law_from_spec(spec: dict | str, source: str = "service") -> ServiceLaw:

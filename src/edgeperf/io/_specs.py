@@ -7,13 +7,16 @@ field path of the bad value.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated, Literal, Union
 
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, model_validator
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationInfo, model_validator
 
 from .. import dists
 from ..exceptions import InvalidParameterError
-from ..model import (DNN, Block, Device, Link, Placement, PoissonArrivals, System, Workload)
+from ..model import (DNN, Block, Chain, Device, Link, MMPPArrivals, PiecewiseArrivals, Placement,
+                     PoissonArrivals, System, TraceArrivals, Workload)
 
 _STRICT = ConfigDict(extra="forbid", strict=True, populate_by_name=True)
 
@@ -21,9 +24,12 @@ _STRICT = ConfigDict(extra="forbid", strict=True, populate_by_name=True)
 class _Spec(BaseModel):
     model_config = _STRICT
     _built: object = PrivateAttr(default=None)
+    #: the folder relative file references resolve against (validation context "base")
+    _base: Path = PrivateAttr(default=Path("."))
 
     @model_validator(mode="after")
-    def _build_domain_object(self) -> _Spec:
+    def _build_domain_object(self, info: ValidationInfo) -> _Spec:
+        self._base = Path((info.context or {}).get("base", "."))
         self._built = self._make()
         return self
 
@@ -104,7 +110,7 @@ SumSpec.model_rebuild()
 #: Discriminator values; pydantic puts them in error locations right after the
 #: field holding the union, and the field paths we print leave them out.
 TAGS = frozenset({"deterministic", "exponential", "gamma", "lognormal", "empirical", "mixture",
-                  "sum", "poisson"})
+                  "sum", "poisson", "mmpp", "trace", "piecewise"})
 #: Fields that hold a tagged union (or a list of them).
 UNION_FIELDS = frozenset({"latency", "components", "arrival"})
 #: Domain parameter names that the file spells differently.
@@ -139,17 +145,18 @@ class DeviceSpec(_Spec):
     capacity: int
     speed: float = 1.0
     memory_bytes: int | None = None
+    servers: int = 1
 
     def _make(self) -> Device:
         return Device(name=self.name, capacity=self.capacity, speed=self.speed,
-                      memory_bytes=self.memory_bytes)
+                      memory_bytes=self.memory_bytes, servers=self.servers)
 
 
 class LinkSpec(_Spec):
     source: str = Field(alias="from")
     target: str = Field(alias="to")
-    bandwidth_bps: float
-    capacity: int
+    bandwidth_bps: float | None = None
+    capacity: int | None = None
     latency_s: float = 0.0
 
     def _make(self) -> Link:
@@ -165,7 +172,47 @@ class PoissonSpec(_Spec):
         return PoissonArrivals(rate=self.rate)
 
 
-ArrivalSpec = Annotated[Union[PoissonSpec], Field(discriminator="process")]
+class MMPPSpec(_Spec):
+    process: Literal["mmpp"]
+    rates: list[float]
+    switch_rates: list[float]
+
+    def _make(self) -> MMPPArrivals:
+        return MMPPArrivals(rates=tuple(self.rates), switch_rates=tuple(self.switch_rates))
+
+
+class TraceSpec(_Spec):
+    """Timestamps inline (``times``) or in a text file (``path``, one per line,
+    relative to the scenario file; a CSV's first column)."""
+
+    process: Literal["trace"]
+    path: str | None = None
+    times: list[float] | None = None
+
+    def _make(self) -> TraceArrivals:
+        if (self.path is None) == (self.times is None):
+            raise ValueError("give exactly one of 'path' or 'times'")
+        if self.times is not None:
+            return TraceArrivals(times=tuple(self.times))
+        file = self._base / self.path
+        try:
+            times = np.loadtxt(file, delimiter=",", usecols=0, ndmin=1, comments="#")
+        except (OSError, ValueError) as err:
+            raise ValueError(f"trace file {str(file)!r} cannot be read as timestamps: {err}") from None
+        return TraceArrivals(times=tuple(times), source=str(file))
+
+
+class PiecewiseSpec(_Spec):
+    process: Literal["piecewise"]
+    rates: list[float]
+    durations: list[float]
+
+    def _make(self) -> PiecewiseArrivals:
+        return PiecewiseArrivals(rates=tuple(self.rates), durations=tuple(self.durations))
+
+
+ArrivalSpec = Annotated[Union[PoissonSpec, MMPPSpec, TraceSpec, PiecewiseSpec],
+                        Field(discriminator="process")]
 
 
 class WorkloadSpec(_Spec):
@@ -175,22 +222,56 @@ class WorkloadSpec(_Spec):
         return Workload(arrival=self.arrival.build())
 
 
-class ScenarioSpec(BaseModel):
-    """A whole scenario file. ``build()`` runs the cross-object checks."""
+def _placement(mapping: dict[str, list[str]]) -> Placement:
+    try:
+        return Placement.from_mapping(mapping)
+    except InvalidParameterError as err:
+        err.path = ("placement",)  # type: ignore[attr-defined]
+        raise
 
-    model_config = _STRICT
+
+class ChainSpec(_Spec):
+    name: str
     workload: WorkloadSpec
     model: ModelSpec
-    devices: list[DeviceSpec]
-    links: list[LinkSpec] = []
     placement: dict[str, list[str]]
 
+    def _make(self) -> Chain:
+        return Chain(name=self.name, model=self.model.build(), workload=self.workload.build(),
+                     placement=_placement(self.placement))
+
+
+class ScenarioSpec(BaseModel):
+    """A whole scenario file: one chain (``workload``, ``model``, ``placement``
+    at the top level) or several sharing the devices (``chains``).
+    ``build()`` runs the cross-object checks."""
+
+    model_config = _STRICT
+    devices: list[DeviceSpec]
+    links: list[LinkSpec] = []
+    workload: WorkloadSpec | None = None
+    model: ModelSpec | None = None
+    placement: dict[str, list[str]] | None = None
+    chains: list[ChainSpec] | None = None
+
     def build(self) -> System:
-        try:
-            placement = Placement.from_mapping(self.placement)
-        except InvalidParameterError as err:
-            err.path = ("placement",)  # type: ignore[attr-defined]
-            raise
-        return System(model=self.model.build(), devices=tuple(d.build() for d in self.devices),
-                      links=tuple(link.build() for link in self.links),
-                      workload=self.workload.build(), placement=placement)
+        devices = tuple(d.build() for d in self.devices)
+        links = tuple(link.build() for link in self.links)
+        single = {"workload": self.workload, "model": self.model, "placement": self.placement}
+        if self.chains is not None:
+            given = [k for k, x in single.items() if x is not None]
+            if given:
+                raise _located(given[0], "is not allowed beside 'chains' (each chain has its own)")
+            return System(devices=devices, links=links, chains=[c.build() for c in self.chains])
+        for key, value in single.items():
+            if value is None:
+                raise _located(key, "is required but missing (or give a list of 'chains').")
+        return System(model=self.model.build(), devices=devices, links=links,  # type: ignore[union-attr]
+                      workload=self.workload.build(),  # type: ignore[union-attr]
+                      placement=_placement(self.placement))  # type: ignore[arg-type]
+
+
+def _located(field: str, message: str) -> InvalidParameterError:
+    err = InvalidParameterError(message)
+    err.path = (field,)  # type: ignore[attr-defined]
+    return err

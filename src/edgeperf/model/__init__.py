@@ -3,8 +3,9 @@
 from .dnn import DNN, Block
 from .hardware import Device, Link
 from .metrics import Kind, Metrics, StationMetrics
-from .system import Fragment, Placement, System
-from .workload import PoissonArrivals, Workload
+from .system import Chain, Fragment, Placement, System
+from .workload import (ArrivalProcess, MMPPArrivals, PiecewiseArrivals, PoissonArrivals,
+                       TraceArrivals, Workload)
 
-__all__ = ["Block", "DNN", "Device", "Link", "PoissonArrivals", "Workload", "Placement",
-           "Fragment", "System", "Kind", "Metrics", "StationMetrics"]
+__all__ = ["Block", "DNN", "Device", "Link", "PoissonArrivals", "MMPPArrivals", "TraceArrivals",
+           "PiecewiseArrivals", "ArrivalProcess", "Workload", "Placement", "Fragment", "Chain", "System", "Kind", "Metrics", "StationMetrics"]

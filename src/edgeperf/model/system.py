@@ -11,7 +11,7 @@ from .dnn import DNN
 from .hardware import Device, Link
 from .workload import Workload
 
-__all__ = ["Placement", "Fragment", "System"]
+__all__ = ["Placement", "Fragment", "Chain", "System"]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -58,25 +58,85 @@ def _error(path: tuple[str | int, ...], err: InvalidParameterError) -> InvalidPa
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class System:
-    """Everything an evaluator needs. Construction runs :meth:`validate`."""
+class Chain:
+    """One service chain: a DNN, the workload it serves and where its blocks run."""
 
+    name: str
     model: DNN
-    devices: tuple[Device, ...]
-    links: tuple[Link, ...]
     workload: Workload
     placement: Placement
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "devices", tuple(self.devices))
-        object.__setattr__(self, "links", tuple(self.links))
-        self.validate()
+        v.name_string("Chain", "name", self.name)
+        for field, kind in (("model", DNN), ("workload", Workload), ("placement", Placement)):
+            if not isinstance(getattr(self, field), kind):
+                raise v.fail("Chain", field, f"a {kind.__name__}", getattr(self, field))
+
+    @property
+    def fragments(self) -> tuple[Fragment, ...]:
+        """Fragments in execution order."""
+        order = self.model.names
+        out = [Fragment(d, order.index(blocks[0]), order.index(blocks[-1]))
+               for d, blocks in self.placement.assignment]
+        return tuple(sorted(out, key=lambda f: f.first))
+
+    @property
+    def arrival_rate(self) -> float:
+        return self.workload.arrival_rate
+
+
+@dataclass(frozen=True, slots=True, init=False)
+class System:
+    """Devices and links shared by one or more service chains. Construction
+    runs :meth:`validate`.
+
+    ``System(model=..., workload=..., placement=..., devices=..., links=...)``
+    builds the common single-chain system (its chain is named "main");
+    ``System(chains=[...], devices=..., links=...)`` one with several chains
+    sharing the devices (multi-class, as in ChainNet's deployments).
+    """
+
+    devices: tuple[Device, ...]
+    links: tuple[Link, ...]
+    chains: tuple[Chain, ...]
+
+    def __init__(self, *, devices: Sequence[Device], links: Sequence[Link] = (),
+                 chains: Sequence[Chain] | None = None, model: DNN | None = None,
+                 workload: Workload | None = None, placement: Placement | None = None) -> None:
+        single = (model, workload, placement)
+        single_form = chains is None
+        if single_form:
+            if any(x is None for x in single):
+                raise v.fail("System", "chains", "a list of chains, or model, workload and "
+                             "placement for a single chain", None)
+            chains = (Chain(name="main", model=model, workload=workload,  # type: ignore[arg-type]
+                            placement=placement),)  # type: ignore[arg-type]
+        elif any(x is not None for x in single):
+            raise v.fail("System", "chains", "either chains or model/workload/placement, not both",
+                         "both")
+        object.__setattr__(self, "devices", tuple(devices))
+        object.__setattr__(self, "links", tuple(links))
+        object.__setattr__(self, "chains", tuple(chains))
+        try:
+            self.validate()
+        except InvalidParameterError as err:
+            path = tuple(getattr(err, "path", ()))
+            if single_form and path[:2] == ("chains", 0):  # the caller named no chains
+                err.path = path[2:]  # type: ignore[attr-defined]
+            raise
 
     def validate(self) -> None:
-        """Cross-object checks; raises InvalidParameterError naming the first broken rule."""
+        """Cross-object checks; raises InvalidParameterError naming the first broken rule.
+
+        Errors inside chain i carry a path starting with ``("chains", i)``.
+        """
         self._check_unique()
-        self._check_placement()
-        self._check_links()
+        for i, chain in enumerate(self.chains):
+            try:
+                self._check_placement(chain)
+                self._check_links(chain)
+            except InvalidParameterError as err:
+                raise _error(("chains", i) + tuple(getattr(err, "path", ())), err) from None
 
     def _check_unique(self) -> None:
         names = [d.name for d in self.devices]
@@ -93,12 +153,19 @@ class System:
                     raise _error(("links", i, end), v.fail(
                         "System", "links", f"links whose {end} is a known device {names}",
                         getattr(link, end)))
+        if not self.chains or not all(isinstance(c, Chain) for c in self.chains):
+            raise _error(("chains",), v.fail("System", "chains", "a non-empty list of Chain",
+                                             self.chains))
+        chain_names = [c.name for c in self.chains]
+        if len(set(chain_names)) != len(chain_names):
+            raise _error(("chains",), v.fail("System", "chains", "chains with unique names",
+                                             chain_names))
 
-    def _check_placement(self) -> None:
+    def _check_placement(self, chain: Chain) -> None:
         devices = {d.name for d in self.devices}
-        order = self.model.names
+        order = chain.model.names
         seen: dict[str, str] = {}
-        for device, blocks in self.placement.assignment:
+        for device, blocks in chain.placement.assignment:
             if device not in devices:
                 raise _error(("placement",), v.fail("System", "placement",
                                                     f"keys that name known devices {sorted(devices)}",
@@ -122,27 +189,46 @@ class System:
             raise _error(("placement",), v.fail("System", "placement",
                                                 "a device for every block of the model", missing))
 
-    def _check_links(self) -> None:
-        fragments = self.fragments
+    def _check_links(self, chain: Chain) -> None:
+        fragments = chain.fragments
         for before, after in zip(fragments, fragments[1:]):
-            if self.link_between(before.device, after.device) is None:
+            link = self.link_between(before.device, after.device)
+            if link is None:
                 raise _error(("links",), v.fail(
                     "System", "links",
                     "a link between the devices of consecutive fragments",
                     f"no link {before.device}->{after.device}"))
-            block = self.model.blocks[before.last]
-            if block.output_bytes <= 0:
+            block = chain.model.blocks[before.last]
+            if block.output_bytes <= 0 and not link.ideal:
                 raise _error(("model", "blocks", before.last, "output_bytes"), v.fail(
                     "System", "model", "output_bytes > 0 for a block followed by a link",
                     f"{block.name}: {block.output_bytes}"))
 
+    def _single(self) -> Chain:
+        if len(self.chains) != 1:
+            raise v.fail("System", "chains", "a single chain for this single-chain accessor",
+                         [c.name for c in self.chains])
+        return self.chains[0]
+
+    @property
+    def model(self) -> DNN:
+        return self._single().model
+
+    @property
+    def workload(self) -> Workload:
+        return self._single().workload
+
+    @property
+    def placement(self) -> Placement:
+        return self._single().placement
+
     @property
     def fragments(self) -> tuple[Fragment, ...]:
-        """Fragments in execution order."""
-        order = self.model.names
-        out = [Fragment(d, order.index(blocks[0]), order.index(blocks[-1]))
-               for d, blocks in self.placement.assignment]
-        return tuple(sorted(out, key=lambda f: f.first))
+        """Fragments of the single chain in execution order."""
+        return self._single().fragments
+
+    def chain(self, name: str) -> Chain:
+        return next(c for c in self.chains if c.name == name)
 
     def device(self, name: str) -> Device:
         return next(d for d in self.devices if d.name == name)
@@ -152,4 +238,5 @@ class System:
 
     @property
     def arrival_rate(self) -> float:
-        return self.workload.arrival_rate
+        """The single chain's mean arrival rate."""
+        return self._single().arrival_rate

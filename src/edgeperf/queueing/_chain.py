@@ -19,7 +19,7 @@ and against the exact CTMC of small tandems (``tests/queueing/test_oracle.py``).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Literal
 
 from .. import _validation as v
@@ -92,11 +92,17 @@ class Station:
         return Mixture(*self.outcomes) if self.exits else self.service
 
 
-def stations_of(system: System) -> tuple[Station, ...]:
-    """The chain a job traverses: each fragment, then the link to the next one."""
-    blocks = system.model.blocks
+def stations_of(system: System, chain: str | None = None) -> tuple[Station, ...]:
+    """The stations a job of ``chain`` (default: the only one) traverses: each
+    fragment, then the link to the next one. An ideal link is no station: its
+    delay is added to the fragment before it."""
+    route = system.chain(chain) if chain is not None else system.chains[0]
+    if chain is None and len(system.chains) > 1:
+        raise v.fail("stations_of", "chain", f"one of {[c.name for c in system.chains]} "
+                     "for a system with several chains", None)
+    blocks = route.model.blocks
     out: list[Station] = []
-    fragments = system.fragments
+    fragments = route.fragments
     for n, fragment in enumerate(fragments):
         device = system.device(fragment.device)
         latencies: list[ServiceLaw] = []
@@ -105,19 +111,24 @@ def stations_of(system: System) -> tuple[Station, ...]:
         for i in range(fragment.first, fragment.last + 1):
             latencies.append(blocks[i].latency.scaled(1.0 / device.speed))
             q = blocks[i].exit_probability
-            if q:  # an exit after this block
+            if q is not None:  # an exit after this block
                 exits.append(StationExit(name=blocks[i].name, probability=reach * q,
                                          service=_sum(latencies)))
                 reach *= 1.0 - q
-        out.append(Station(name=device.name, capacity=device.capacity, service=_sum(latencies),
-                           exits=tuple(exits)))
+        station = Station(name=device.name, capacity=device.capacity, service=_sum(latencies),
+                          exits=tuple(exits))
         if n + 1 < len(fragments):
             link = system.link_between(fragment.device, fragments[n + 1].device)
             assert link is not None  # System.validate guarantees it
+            if link.ideal:
+                out.append(replace(station, delay_s=link.latency_s))
+                continue
             size = blocks[fragment.last].output_bytes
-            out.append(Station(name=link.name, capacity=link.capacity,
-                               service=Deterministic(link.transmission_time_s(size)),
-                               delay_s=link.latency_s))
+            out += [station, Station(name=link.name, capacity=link.capacity,  # type: ignore[arg-type]
+                                     service=Deterministic(link.transmission_time_s(size)),
+                                     delay_s=link.latency_s)]
+        else:
+            out.append(station)
     return tuple(out)
 
 
@@ -208,10 +219,18 @@ class DecompositionEvaluator:
         self.station_method = station_method
 
     def supports(self, system: System) -> None:
+        if len(system.chains) != 1:
+            raise UnsupportedModelError(
+                "DecompositionEvaluator supports a single chain only; simulate several chains "
+                f"sharing devices with edgeperf.sim. Got {len(system.chains)} chains.")
         if not isinstance(system.workload.arrival, PoissonArrivals):
             raise UnsupportedModelError(
                 "DecompositionEvaluator supports Poisson arrivals only. "
                 f"Got {type(system.workload.arrival).__name__}.")
+        multi = [d.name for d in system.devices if d.servers > 1]
+        if multi:
+            raise UnsupportedModelError(
+                f"DecompositionEvaluator supports single-server devices only. Got servers > 1 on {multi}.")
 
     def evaluate(self, system: System) -> Metrics:
         self.supports(system)
