@@ -1,6 +1,18 @@
-"""Simulation. For now the plain reference simulator of a loss chain; the
-compiled kernel, event engine and sweeps come with the simulator issue."""
+"""Simulation of deployments: a compiled kernel for one chain, an event engine
+for several chains, multi-core devices and online policies, replications with
+95% half-widths, per-job traces and sweeps on a dask cluster.
 
+``simulate_chain`` / ``replicate_chain`` are the plain reference simulator the
+others are tested against.
+"""
+
+from ._exits import AssignedExits, ExitShares, ExitTable, StaticExits, ThresholdExits
+from ._policy import JobOutcome, JobState, OnlinePolicy
+from ._record import SimulationError
 from ._reference import replicate_chain, simulate_chain
+from ._simulate import SimulationEvaluator, simulate, simulate_chains, simulate_station
 
-__all__ = ["simulate_chain", "replicate_chain"]
+__all__ = ["simulate", "simulate_chains", "simulate_station", "SimulationEvaluator",
+           "ExitTable", "StaticExits", "ThresholdExits", "AssignedExits", "ExitShares",
+           "OnlinePolicy", "JobState", "JobOutcome", "SimulationError",
+           "simulate_chain", "replicate_chain"]

@@ -1,0 +1,154 @@
+"""What one simulation run produces, whichever engine ran it, and its statistics.
+
+Both the compiled kernel and the event engine fill a :class:`RunRecord`: one
+row per job (all chains together) and, per route and hop, counters over the
+measured jobs (those arriving after the warm-up). Statistics are computed here
+once, so the engines cannot disagree on what a metric means.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ..exceptions import EdgePerfError
+from ..model import Metrics, StationMetrics
+from ._network import Network
+
+__all__ = ["RunRecord", "HopCounters", "SimulationError", "chain_metrics", "write_trace"]
+
+
+class SimulationError(EdgePerfError):
+    """A run broke an invariant (conservation): a bug, never a user error."""
+
+
+@dataclass(slots=True)
+class HopCounters:
+    """Per hop of one route, over measured jobs: offered, accepted, and the sums of
+    sojourn (wait + service) and service times of accepted jobs."""
+
+    offered: np.ndarray
+    accepted: np.ndarray
+    sojourn: np.ndarray
+    busy: np.ndarray
+
+    @classmethod
+    def zeros(cls, hops: int) -> HopCounters:
+        return cls(np.zeros(hops, np.int64), np.zeros(hops, np.int64), np.zeros(hops),
+                   np.zeros(hops))
+
+
+@dataclass(slots=True)
+class RunRecord:
+    """One run. Per job: ``chain`` (route index), ``arrival``, ``exit`` (the exit it
+    was given), ``completion`` (NaN if lost), ``lost_at`` (hop index, -1 if
+    completed), ``correct`` (per job, with an exit table). ``measured`` marks jobs
+    arriving in the window [t_start, t_end]."""
+
+    network: Network
+    method: str
+    chain: np.ndarray
+    arrival: np.ndarray
+    exit: np.ndarray
+    completion: np.ndarray
+    lost_at: np.ndarray
+    measured: np.ndarray
+    counters: list[HopCounters]
+    t_start: float
+    t_end: float
+    correct: np.ndarray | None = None
+
+    def check_conservation(self) -> None:
+        """Offered = accepted + lost at every hop, and what leaves a hop without
+        exiting is what the next hop is offered; raises SimulationError if not."""
+        for r, route in enumerate(self.network.routes):
+            mine = self.measured & (self.chain == r)
+            c = self.counters[r]
+            exit_hop = route.hop_of_exit()[self.exit[mine]]
+            completed = self.lost_at[mine] < 0
+            expected_offered = int(mine.sum())
+            for h in range(len(route.hops)):
+                lost = int((self.lost_at[mine] == h).sum())
+                left = int((completed & (exit_hop == h)).sum())
+                if c.offered[h] != expected_offered or c.offered[h] != c.accepted[h] + lost:
+                    raise SimulationError(
+                        f"{self.method}: conservation broken on chain {route.chain!r} hop {h}: "
+                        f"offered {c.offered[h]} (expected {expected_offered}), accepted "
+                        f"{c.accepted[h]}, lost {lost}")
+                expected_offered = int(c.accepted[h]) - left
+            if expected_offered != 0:
+                raise SimulationError(f"{self.method}: {expected_offered} jobs of chain "
+                                      f"{route.chain!r} neither completed nor lost")
+
+
+def _quantiles(x: np.ndarray) -> list[float | None]:
+    if not len(x):
+        return [None, None, None]
+    return [float(q) for q in np.quantile(x, [0.50, 0.95, 0.99])]
+
+
+def chain_metrics(run: RunRecord, r: int) -> Metrics:
+    """Metrics of route ``r`` in one run. Station rows are this chain's share of
+    each station it visits: its arrivals, losses and busy time there."""
+    route = run.network.routes[r]
+    window = run.t_end - run.t_start
+    mine = run.measured & (run.chain == r)
+    offered = int(mine.sum())
+    done = mine & (run.lost_at < 0)
+    completed = int(done.sum())
+    response = run.completion[done] - run.arrival[done]
+    counts = np.bincount(run.exit[done], minlength=route.n_exits)
+    c = run.counters[r]
+    stations = []
+    for h, hop in enumerate(route.hops):
+        station = run.network.stations[hop.station]
+        stations.append(StationMetrics(
+            name=station.name, kind="estimate", method=run.method,
+            arrival_rate=c.offered[h] / window, capacity=station.capacity,
+            loss_probability=float(1.0 - c.accepted[h] / c.offered[h]) if c.offered[h] else 0.0,
+            throughput=c.accepted[h] / window,
+            utilization=float(c.busy[h] / window / station.servers),
+            mean_number=float(c.sojourn[h] / window),
+            mean_response_time=float(c.sojourn[h] / c.accepted[h]) if c.accepted[h] else None,
+            mean_waiting_time=float((c.sojourn[h] - c.busy[h]) / c.accepted[h])
+            if c.accepted[h] else None))
+    p50, p95, p99 = _quantiles(response)
+    return Metrics(
+        kind="estimate", method=run.method, arrival_rate=offered / window,
+        throughput=completed / window,
+        loss_probability=1.0 - completed / offered if offered else 0.0,
+        mean_response_time=float(response.mean()) if completed else None,
+        p50_response_time=p50, p95_response_time=p95, p99_response_time=p99,
+        exit_distribution={name: float(k / completed) if completed else 0.0
+                           for name, k in zip(route.exit_names, counts)},
+        accuracy=float(run.correct[done].mean()) if run.correct is not None and completed else None,
+        stations=tuple(stations))
+
+
+def write_trace(run: RunRecord, path: str | Path) -> Path:
+    """Write one row per job as CSV: chain, arrival, exit, completion (empty if
+    lost), lost_at (station name, empty if completed), measured. The file appears
+    whole or not at all."""
+    target = Path(path)
+    routes = run.network.routes
+    names = [r.chain for r in routes]
+    exit_names = [r.exit_names for r in routes]
+    station_of = [[run.network.stations[h.station].name for h in r.hops] for r in routes]
+    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as out:
+            out.write("job,chain,arrival_s,exit,completion_s,lost_at,measured\n")
+            for j in range(len(run.arrival)):
+                r, lost = int(run.chain[j]), int(run.lost_at[j])
+                out.write(f"{j},{names[r]},{run.arrival[j]!r},{exit_names[r][run.exit[j]]},"
+                          f"{'' if lost >= 0 else repr(float(run.completion[j]))},"
+                          f"{station_of[r][lost] if lost >= 0 else ''},{int(run.measured[j])}\n")
+        os.replace(tmp, target)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return target
