@@ -15,6 +15,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from . import _cmd_chainnet
 from .exceptions import EdgePerfError
 from .model import Metrics, StationMetrics
 
@@ -28,25 +29,64 @@ class StationMethodName(str, Enum):
     mgs = "mgs"
 
 
+class QueueMethodName(str, Enum):
+    exact = "exact"
+    mgs = "mgs"
+    simulate = "simulate"
+
+
+class EngineName(str, Enum):
+    auto = "auto"
+    kernel = "kernel"
+    event = "event"
+
+
 class ChainMethodName(str, Enum):
     poisson = "poisson"
     two_moment = "two-moment"
 
 
-def _fmt(x: float | None, unit: str = "", digits: int = 6) -> str:
-    return "—" if x is None else f"{x:.{digits}g}{unit}"
+def _fmt(x: float | None, unit: str = "", digits: int = 6, half: float | None = None) -> str:
+    if x is None:
+        return "—"
+    return f"{x:.{digits}g}" + (f" ± {half:.2g}" if half is not None else "") + unit
 
 
-def _station_table(m: StationMetrics, title: str) -> Table:
+def _with_ci(row: dict, half_widths: dict[str, float], suffix: str = "") -> dict:
+    """Each metric of ``row`` followed by its 95% half-width as ``<metric>_ci``
+    (None where there is none: one replication, or no value)."""
+    out: dict = {}
+    for key, value in row.items():
+        out[key] = value
+        if isinstance(value, (int, float)) and not isinstance(value, bool) and key != "capacity":
+            out[f"{key}_ci"] = half_widths.get(key + suffix)
+    return out
+
+
+def _simulation_json(m: Metrics) -> dict:
+    """The keys of ``analyze --json`` plus a ``_ci`` half-width beside each metric."""
+    hw = m.half_widths
+    out = _with_ci(m.to_dict(), hw)
+    out["exit_distribution_ci"] = {e: hw.get(f"exit_distribution[{e}]")
+                                   for e in m.exit_distribution}
+    out["stations"] = [_with_ci(s.to_dict(), hw, f"[{s.name}]") for s in m.stations]
+    return out
+
+
+def _station_table(m: StationMetrics, title: str, hw: dict[str, float] | None = None) -> Table:
     table = Table(title=title, show_header=True)
     table.add_column("metric")
-    table.add_column("value", justify="right")
-    rows = [("arrival rate", _fmt(m.arrival_rate, " 1/s")), ("capacity K", str(m.capacity)),
-            ("loss probability", _fmt(m.loss_probability)),
-            ("throughput", _fmt(m.throughput, " 1/s")), ("utilization", _fmt(m.utilization)),
-            ("mean number in system", _fmt(m.mean_number)),
-            ("mean response time", _fmt(m.mean_response_time, " s")),
-            ("mean waiting time", _fmt(m.mean_waiting_time, " s"))]
+    table.add_column("value" if hw is None else "value ± 95% half-width", justify="right")
+
+    def cell(field: str, unit: str = "") -> str:
+        return _fmt(getattr(m, field), unit, half=(hw or {}).get(f"{field}[{m.name}]"))
+
+    rows = [("arrival rate", cell("arrival_rate", " 1/s")), ("capacity K", str(m.capacity)),
+            ("loss probability", cell("loss_probability")),
+            ("throughput", cell("throughput", " 1/s")), ("utilization", cell("utilization")),
+            ("mean number in system", cell("mean_number")),
+            ("mean response time", cell("mean_response_time", " s")),
+            ("mean waiting time", cell("mean_waiting_time", " s"))]
     for row in rows:
         table.add_row(*row)
     return table
@@ -61,15 +101,20 @@ def _chain_tables(m: Metrics, title: str) -> list[Table]:
         stations.add_row(s.name, *(_fmt(x, digits=4) for x in (
             s.arrival_rate, s.loss_probability, s.throughput, s.utilization,
             s.mean_response_time)))
+    hw = m.half_widths
     summary = Table(title="end to end")
     summary.add_column("metric")
-    summary.add_column("value", justify="right")
-    summary.add_row("arrival rate", _fmt(m.arrival_rate, " 1/s"))
-    summary.add_row("loss probability", _fmt(m.loss_probability))
-    summary.add_row("throughput (completed)", _fmt(m.throughput, " 1/s"))
-    summary.add_row("mean response time", _fmt(m.mean_response_time, " s"))
+    summary.add_column("value ± 95% half-width" if hw else "value", justify="right")
+    rows = [("arrival rate", "arrival_rate", " 1/s"), ("loss probability", "loss_probability", ""),
+            ("throughput (completed)", "throughput", " 1/s"),
+            ("mean response time", "mean_response_time", " s"),
+            ("p95 response time", "p95_response_time", " s"), ("accuracy", "accuracy", "")]
+    for label, field, unit in rows:
+        if getattr(m, field) is not None or field in ("loss_probability", "mean_response_time"):
+            summary.add_row(label, _fmt(getattr(m, field), unit, half=hw.get(field)))
     for name, share in m.exit_distribution.items():
-        summary.add_row(f"share leaving at exit {name}", _fmt(share))
+        summary.add_row(f"share leaving at exit {name}",
+                        _fmt(share, half=hw.get(f"exit_distribution[{name}]")))
     return [stations, summary]
 
 
@@ -79,21 +124,36 @@ def queue(
     capacity: Annotated[int, typer.Option(help="Capacity K, the job in service included.")],
     service: Annotated[str, typer.Option(
         help='Service law as JSON, e.g. \'{"kind": "gamma", "shape": 4, "mean": 0.03}\'.')],
-    method: Annotated[StationMethodName, typer.Option(help="exact or mgs (MacGregor Smith).")]
-        = StationMethodName.exact,
+    method: Annotated[QueueMethodName, typer.Option(
+        help="exact, mgs (MacGregor Smith) or simulate.")] = QueueMethodName.exact,
+    jobs: Annotated[int, typer.Option(help="Simulated arrivals per replication.")] = 200_000,
+    replications: Annotated[int, typer.Option(help="Independent simulation replications.")] = 5,
+    seed: Annotated[int, typer.Option(help="Simulation seed.")] = 0,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
 ) -> None:
-    """Analyse one M/G/1/K station."""
+    """Analyse one M/G/1/K station, or simulate it."""
     from .io import law_from_spec
     from .queueing import mg1k
 
     law = law_from_spec(service, source="--service")
+    if method is QueueMethodName.simulate:
+        from .sim import simulate_station
+
+        sim = simulate_station(arrival_rate, law, capacity, jobs=jobs, replications=replications,
+                               seed=seed)
+        row = sim.stations[0]
+        if as_json:
+            print(json.dumps(_with_ci(row.to_dict(), sim.half_widths, f"[{row.name}]")))
+            return
+        _out.print(_station_table(row, f"M/G/1/K station (simulated, {row.method})",
+                                  sim.half_widths))
+        return
     result = mg1k(arrival_rate, law, capacity, method.value)
     if as_json:
         print(json.dumps(result.to_dict()))
         return
     _out.print(_station_table(result, f"M/G/1/K station ({result.kind}, {result.method})"))
-    if method is StationMethodName.exact:
+    if method is QueueMethodName.exact:
         approx = mg1k(arrival_rate, law, capacity, "mgs").loss_probability
         _out.print(f"MacGregor Smith's approximation of the loss: {approx:.6g} "
                    f"(error {approx - result.loss_probability:+.3g} against the exact value)")
@@ -120,6 +180,43 @@ def analyze(
         return
     for table in _chain_tables(result, str(scenario)):
         _out.print(table)
+
+
+@app.command()
+def simulate(
+    scenario: Annotated[Path, typer.Argument(help="Scenario file (YAML or JSON).")],
+    jobs: Annotated[int, typer.Option(help="Arrivals per replication (all chains).")] = 200_000,
+    replications: Annotated[int, typer.Option(help="Independent replications.")] = 5,
+    seed: Annotated[int, typer.Option(help="Seed: the same seed gives the same numbers.")] = 0,
+    warmup: Annotated[float, typer.Option(help="Share of simulated time discarded.")] = 0.1,
+    engine: Annotated[EngineName, typer.Option(
+        help="kernel (compiled, one chain), event (anything), or auto.")] = EngineName.auto,
+    trace: Annotated[Path | None, typer.Option(
+        help="Write the first replication's jobs to this CSV file.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+) -> None:
+    """Simulate a scenario: loss, throughput, latency and exits with 95% half-widths."""
+    from .io import load_scenario
+    from .sim import simulate_chains
+
+    system = load_scenario(scenario)
+    results = simulate_chains(system, jobs=jobs, replications=replications, seed=seed,
+                              warmup=warmup, engine=engine.value, trace=trace)
+    if as_json:
+        if len(results) == 1:
+            print(json.dumps(_simulation_json(next(iter(results.values())))))
+        else:
+            print(json.dumps({"chains": {c: _simulation_json(m) for c, m in results.items()}}))
+        return
+    for name, m in results.items():
+        title = str(scenario) if len(results) == 1 else f"{scenario} — chain {name}"
+        for table in _chain_tables(m, title):
+            _out.print(table)
+    if trace is not None:
+        _out.print(f"per-job trace written to {trace}")
+
+
+app.command("import-chainnet")(_cmd_chainnet.import_chainnet_command)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -81,7 +81,7 @@ class TraceArrivals:
         if not np.all(np.isfinite(times)) or np.any(np.diff(times) < 0):
             bad = int(np.argmax(~np.isfinite(times) | np.r_[False, np.diff(times) < 0]))
             raise v.fail("TraceArrivals", "times", "finite, non-decreasing timestamps",
-                         f"{times[bad]!r} at position {bad}")
+                         f"{float(times[bad])!r} at position {bad}")
         if times[-1] <= times[0]:
             raise v.fail("TraceArrivals", "times", "timestamps spanning a positive time",
                          f"all equal to {times[0]}")
