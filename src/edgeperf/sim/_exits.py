@@ -144,4 +144,8 @@ def draw_exits(policy: ExitPolicy, route: Route, rng: np.random.Generator,
         else np.asarray(policy.probabilities)
     if len(shares) != route.n_exits:
         raise v.fail(owner, "probabilities", f"one per exit ({route.n_exits})", len(shares))
-    return rng.choice(route.n_exits, size=n, p=shares / shares.sum()), rows
+    if route.n_exits == 1:
+        return np.zeros(n, np.int64), rows
+    cumulative = np.cumsum(shares / shares.sum())
+    exits = np.searchsorted(cumulative, rng.random(n), side="right")
+    return np.minimum(exits, route.n_exits - 1), rows  # guard against rounding at 1

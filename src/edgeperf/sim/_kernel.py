@@ -22,16 +22,19 @@ __all__ = ["run_kernel", "kernel_supports"]
 
 
 @njit(cache=True, nogil=True)
-def _run_chain(arrival, exit_hop, service, capacity, delay, measured,
+def _run_chain(arrival, exits, hop_of_exit, service, capacity, delay, measured,
                completion, lost_at, offered, accepted, sojourn, busy):  # pragma: no cover - compiled
-    """``service`` is (hops, jobs); outputs are filled in place."""
+    """``service`` is (hops, jobs); outputs are filled in place. The jobs reaching
+    hop h + 1 are those hop h passed on, in the same order."""
     n = arrival.shape[0]
-    ids = np.arange(n)
-    times = arrival.copy()
-    next_ids = np.empty(n, np.int64)
-    next_times = np.empty(n)
+    hops = service.shape[0]
+    ids = np.empty(0, np.int64)  # hop 0 takes every job: ids and times are implicit
+    times = arrival
     active = n
-    for h in range(service.shape[0]):
+    for h in range(hops):
+        moves_on = h + 1 < hops
+        next_ids = np.empty(active if moves_on else 0, np.int64)
+        next_times = np.empty(active if moves_on else 0)
         k = capacity[h]
         ring = np.empty(k)  # departure times of the jobs present, oldest first
         head = 0
@@ -39,7 +42,7 @@ def _run_chain(arrival, exit_hop, service, capacity, delay, measured,
         last = -np.inf
         moving = 0
         for i in range(active):
-            j = ids[i]
+            j = i if h == 0 else ids[i]
             t = times[i]
             while count > 0 and ring[head] <= t:  # departures up to t free their places
                 head += 1
@@ -62,15 +65,13 @@ def _run_chain(arrival, exit_hop, service, capacity, delay, measured,
                 accepted[h] += 1
                 sojourn[h] += last - t
                 busy[h] += s
-            if exit_hop[j] == h:
+            if hop_of_exit[exits[j]] == h:
                 completion[j] = last
             else:
                 next_ids[moving] = j
                 next_times[moving] = last + delay[h]
                 moving += 1
-        ids, next_ids = next_ids, ids
-        times, next_times = next_times, times
-        active = moving
+        ids, times, active = next_ids, next_times, moving
 
 
 def kernel_supports(network: Network) -> str | None:
@@ -91,18 +92,17 @@ def run_kernel(network: Network, plan: RunPlan, rng: np.random.Generator,
     """One run of a single chain; see :func:`kernel_supports` for what it needs."""
     route, jobs = network.routes[0], plan.routes[0]
     n, hops = len(jobs.arrival), len(route.hops)
-    service = np.ascontiguousarray(route.service_times(rng, jobs.exit).T)
-    exit_hop = route.hop_of_exit()[jobs.exit]
+    service = route.service_by_hop(rng, jobs.exit)
     capacity = np.array([network.stations[h.station].capacity for h in route.hops], np.int64)
     delay = np.array([h.delay_s for h in route.hops])
     measured = plan.measured(0)
     completion = np.full(n, np.nan)
     lost_at = np.full(n, -1, np.int64)
     c = HopCounters.zeros(hops)
-    _run_chain(jobs.arrival, exit_hop, service, capacity, delay, measured,
+    _run_chain(jobs.arrival, jobs.exit, route.hop_of_exit(), service, capacity, delay, measured,
                completion, lost_at, c.offered, c.accepted, c.sojourn, c.busy)
     correct = None if jobs.correct is None else jobs.correct[np.arange(n), jobs.exit]
-    record = RunRecord(network=network, method=method, chain=np.zeros(n, np.int64),
+    record = RunRecord(network=network, method=method, chain=np.zeros(n, np.int8),
                        arrival=jobs.arrival, exit=jobs.exit, completion=completion,
                        lost_at=lost_at, measured=measured, counters=[c],
                        t_start=plan.t_start, t_end=plan.t_end, correct=correct)

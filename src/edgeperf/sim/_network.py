@@ -82,18 +82,22 @@ class Route:
     def service_times(self, rng: np.random.Generator, exits: np.ndarray) -> np.ndarray:
         """Service time of each job at each hop it reaches: shape (jobs, hops),
         0 after the hop it leaves from. Blocks are sampled independently."""
+        return self.service_by_hop(rng, exits).T
+
+    def service_by_hop(self, rng: np.random.Generator, exits: np.ndarray) -> np.ndarray:
+        """The same draws laid out (hops, jobs), as the kernel reads them."""
         n = len(exits)
-        out = np.zeros((n, len(self.hops)))
+        out = np.zeros((len(self.hops), n))
         last_block = np.asarray(self.exit_blocks)[exits]
         reach_all = int(last_block.min()) if n else -1  # the last block every job runs
         for h, hop in enumerate(self.hops):
             for i, law in enumerate(hop.latencies):
-                if hop.first + i <= reach_all:  # every job runs this block
-                    out[:, h] += law.sample(rng, n)
+                if hop.first + i <= reach_all:  # every job runs this block: no mask
+                    out[h] += law.sample(rng, n)
                     continue
                 runs = np.flatnonzero(last_block >= hop.first + i)
                 if len(runs):
-                    out[runs, h] += law.sample(rng, len(runs))
+                    out[h, runs] += law.sample(rng, len(runs))
         return out
 
 

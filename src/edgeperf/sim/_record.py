@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from numba import njit
 
 from ..exceptions import EdgePerfError
 from ..model import Metrics, StationMetrics
@@ -64,25 +65,40 @@ class RunRecord:
 
     def check_conservation(self) -> None:
         """Offered = accepted + lost at every hop, and what leaves a hop without
-        exiting is what the next hop is offered; raises SimulationError if not."""
+        exiting is what the next hop is offered; raises SimulationError if not.
+        The per-job outcomes are recounted here, independently of the counters."""
         for r, route in enumerate(self.network.routes):
-            mine = self.measured & (self.chain == r)
+            hops = len(route.hops)
+            lost, left = np.zeros(hops, np.int64), np.zeros(hops, np.int64)
+            mine = _recount(self.chain, r, self.measured, self.lost_at, self.exit,
+                            route.hop_of_exit(), lost, left)
             c = self.counters[r]
-            exit_hop = route.hop_of_exit()[self.exit[mine]]
-            completed = self.lost_at[mine] < 0
-            expected_offered = int(mine.sum())
-            for h in range(len(route.hops)):
-                lost = int((self.lost_at[mine] == h).sum())
-                left = int((completed & (exit_hop == h)).sum())
-                if c.offered[h] != expected_offered or c.offered[h] != c.accepted[h] + lost:
+            expected_offered = mine
+            for h in range(hops):
+                if c.offered[h] != expected_offered or c.offered[h] != c.accepted[h] + lost[h]:
                     raise SimulationError(
                         f"{self.method}: conservation broken on chain {route.chain!r} hop {h}: "
                         f"offered {c.offered[h]} (expected {expected_offered}), accepted "
-                        f"{c.accepted[h]}, lost {lost}")
-                expected_offered = int(c.accepted[h]) - left
+                        f"{c.accepted[h]}, lost {lost[h]}")
+                expected_offered = int(c.accepted[h] - left[h])
             if expected_offered != 0:
                 raise SimulationError(f"{self.method}: {expected_offered} jobs of chain "
                                       f"{route.chain!r} neither completed nor lost")
+
+
+@njit(cache=True, nogil=True)
+def _recount(chain, r, measured, lost_at, exits, hop_of_exit, lost, left):  # pragma: no cover
+    """Measured jobs of route r, and per hop those lost there and those leaving there."""
+    mine = 0
+    for j in range(chain.shape[0]):
+        if chain[j] != r or not measured[j]:
+            continue
+        mine += 1
+        if lost_at[j] >= 0:
+            lost[lost_at[j]] += 1
+        else:
+            left[hop_of_exit[exits[j]]] += 1
+    return mine
 
 
 def _quantiles(x: np.ndarray) -> list[float | None]:
