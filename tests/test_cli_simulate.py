@@ -1,0 +1,97 @@
+"""`edgeperf simulate` and `edgeperf queue --method simulate`."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from edgeperf.cli import main
+from edgeperf.dists import Gamma
+from edgeperf.queueing import mg1k
+
+REPO = Path(__file__).parents[1]
+EXAMPLE = REPO / "examples" / "scenarios" / "pi_server.yaml"
+SHARED = REPO / "examples" / "scenarios" / "shared_edge.yaml"
+GAMMA = '{"kind":"gamma","shape":4,"mean":0.03}'
+
+
+def run(capsys, *argv: str) -> tuple[int, str, str]:
+    try:
+        main(list(argv))
+        code = 0
+    except SystemExit as done:
+        code = 0 if done.code is None else done.code
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_simulate_json_has_the_analyze_keys_and_a_half_width_for_each(capsys):
+    code, out, _ = run(capsys, "analyze", str(EXAMPLE), "--json")
+    analytic = json.loads(out)
+    code, out, err = run(capsys, "simulate", str(EXAMPLE), "--jobs", "20000", "--json")
+    assert code == 0 and err == ""
+    simulated = json.loads(out)
+    assert set(analytic) <= set(simulated)
+    for key in ("loss_probability", "throughput", "mean_response_time", "p95_response_time"):
+        assert simulated[f"{key}_ci"] > 0
+    assert set(simulated["exit_distribution_ci"]) == set(analytic["exit_distribution"])
+    station = simulated["stations"][0]
+    assert station["loss_probability_ci"] > 0 and station["name"] == "pi"
+    assert simulated["kind"] == "estimate"
+
+
+def test_simulate_is_reproducible_for_a_seed(capsys):
+    args = ("simulate", str(EXAMPLE), "--jobs", "5000", "--replications", "2", "--seed", "9",
+            "--json")
+    first = run(capsys, *args)[1]
+    assert run(capsys, *args)[1] == first
+
+
+def test_simulate_several_chains_reports_each(capsys):
+    code, out, _ = run(capsys, "simulate", str(SHARED), "--jobs", "20000", "--replications", "2",
+                       "--json")
+    assert code == 0
+    chains = json.loads(out)["chains"]
+    assert set(chains) == {"camera", "sensor"}
+    assert chains["camera"]["exit_distribution"]["mid"] > 0
+    assert "event" in chains["camera"]["method"]
+
+
+def test_simulate_writes_a_trace(capsys, tmp_path):
+    trace = tmp_path / "jobs.csv"
+    code, out, _ = run(capsys, "simulate", str(EXAMPLE), "--jobs", "1000", "--replications", "1",
+                       "--trace", str(trace))
+    assert code == 0 and f"trace written to {trace}" in out.replace("\n", "")
+    assert len(trace.read_text().splitlines()) == 1001
+
+
+def test_queue_simulate_agrees_with_exact(capsys):
+    code, out, _ = run(capsys, "queue", "--arrival-rate", "30", "--capacity", "5", "--service",
+                       GAMMA, "--method", "simulate", "--jobs", "50000", "--replications", "10",
+                       "--json")
+    assert code == 0
+    sim = json.loads(out)
+    exact = mg1k(30.0, Gamma(4, 0.03), 5)
+    for key in ("loss_probability", "throughput", "mean_response_time"):
+        assert abs(sim[key] - getattr(exact, key)) <= sim[f"{key}_ci"], key
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["simulate", str(EXAMPLE), "--jobs", "0"],
+     "edgeperf: error: The 'jobs' parameter of simulate must be an int >= 100. Got 0.\n"),
+    (["simulate", str(EXAMPLE), "--engine", "kernel", "--jobs", "1000"], None),
+    (["queue", "--arrival-rate", "-1", "--capacity", "5", "--service", GAMMA, "--method",
+      "simulate"], "edgeperf: error: The 'rate' parameter of PoissonArrivals must be a finite "
+                   "number > 0. Got -1.0.\n"),
+    (["simulate", str(SHARED), "--engine", "kernel", "--jobs", "1000"],
+     "edgeperf: error: The kernel cannot simulate this system: 2 chains share devices; use "
+     "engine='event' (or 'auto').\n"),
+])
+def test_bad_simulation_input_is_one_line(capsys, argv, message):
+    code, out, err = run(capsys, *argv)
+    if message is None:  # a valid call, for contrast
+        assert code == 0 and err == ""
+        return
+    assert code == 2 and out == "" and err == message
