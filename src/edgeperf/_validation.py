@@ -15,12 +15,14 @@ import numpy as np
 from .exceptions import InvalidParameterError
 
 
-def fail(owner: str, name: str, rule: str, value: object) -> InvalidParameterError:
-    """Build the standard error; callers ``raise fail(...)``.
+def fail(owner: str, name: str, rule: str, value: object, *,
+         what: str = "parameter") -> InvalidParameterError:
+    """Build the standard error; callers ``raise fail(...)``. ``what`` names what
+    broke the rule when it is not a parameter (a method's "result").
 
     The error keeps ``parameter`` so that file readers can point at the field.
     """
-    err = InvalidParameterError(f"The {name!r} parameter of {owner} must be {rule}. Got {value!r}.")
+    err = InvalidParameterError(f"The {name!r} {what} of {owner} must be {rule}. Got {value!r}.")
     err.parameter = name  # type: ignore[attr-defined]
     return err
 

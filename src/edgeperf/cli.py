@@ -218,6 +218,9 @@ def simulate(
 
 app.command("import-chainnet")(_cmd_chainnet.import_chainnet_command)
 
+from ._cmd_sweep import sweep  # noqa: E402 - its heavy imports are inside
+app.command("sweep")(sweep)
+
 
 def main(argv: list[str] | None = None) -> None:
     """Entry point: run the app, turning user errors into one line and exit 2."""

@@ -11,8 +11,11 @@ from ._policy import JobOutcome, JobState, OnlinePolicy
 from ._record import SimulationError
 from ._reference import replicate_chain, simulate_chain
 from ._simulate import SimulationEvaluator, simulate, simulate_chains, simulate_station
+from ._sweep import (FailedPoint, SweepError, SweepResult, apply_point, grid_points, parse_set,
+                     run_sweep)
 
 __all__ = ["simulate", "simulate_chains", "simulate_station", "SimulationEvaluator",
            "ExitTable", "StaticExits", "ThresholdExits", "AssignedExits", "ExitShares",
            "OnlinePolicy", "JobState", "JobOutcome", "SimulationError",
-           "simulate_chain", "replicate_chain"]
+           "run_sweep", "SweepResult", "SweepError", "FailedPoint", "parse_set", "grid_points",
+           "apply_point", "simulate_chain", "replicate_chain"]

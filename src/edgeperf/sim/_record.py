@@ -46,7 +46,7 @@ class HopCounters:
 @dataclass(slots=True)
 class RunRecord:
     """One run. Per job: ``chain`` (route index), ``arrival``, ``exit`` (the exit it
-    was given), ``completion`` (NaN if lost), ``lost_at`` (hop index, -1 if
+    was given; -1 if it was lost before an online policy chose), ``completion`` (NaN if lost), ``lost_at`` (hop index, -1 if
     completed), ``correct`` (per job, with an exit table). ``measured`` marks jobs
     arriving in the window [t_start, t_end]."""
 
@@ -160,7 +160,9 @@ def write_trace(run: RunRecord, path: str | Path) -> Path:
             out.write("job,chain,arrival_s,exit,completion_s,lost_at,measured\n")
             for j in range(len(run.arrival)):
                 r, lost = int(run.chain[j]), int(run.lost_at[j])
-                out.write(f"{j},{names[r]},{run.arrival[j]!r},{exit_names[r][run.exit[j]]},"
+                chosen = int(run.exit[j])  # -1: lost before a policy chose its exit
+                out.write(f"{j},{names[r]},{run.arrival[j]!r},"
+                          f"{exit_names[r][chosen] if chosen >= 0 else ''},"
                           f"{'' if lost >= 0 else repr(float(run.completion[j]))},"
                           f"{station_of[r][lost] if lost >= 0 else ''},{int(run.measured[j])}\n")
         os.replace(tmp, target)

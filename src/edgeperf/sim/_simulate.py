@@ -80,7 +80,10 @@ def _run(network: Network, *, jobs: int, replications: int, seed: int, warmup: f
             record: RunRecord = run_kernel(network, plan, rng)
         else:
             from ._engine import run_events
-            record = run_events(network, plan, rng, policies=online)
+            # a policy sees the confidence row its job drew from the exit table
+            confidences = {r: exits[r].table.confidence[plan.routes[r].row] for r in online
+                           if exits[r] is not None and exits[r].table is not None}
+            record = run_events(network, plan, rng, policies=online, confidences=confidences)
         if trace is not None and r == 0:
             write_trace(record, trace)
         runs.append([chain_metrics(record, i) for i in range(len(network.routes))])

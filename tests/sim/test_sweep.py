@@ -1,0 +1,391 @@
+"""Parameter sweeps: grid specs, scenario paths, and runs on a dask cluster."""
+
+from __future__ import annotations
+
+import copy
+import csv
+import math
+import os
+import socket
+import sys
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import cloudpickle
+import pytest
+import yaml
+
+from edgeperf.exceptions import InvalidParameterError
+from edgeperf.io import ScenarioError, parse_scenario
+from edgeperf.model import Metrics
+from edgeperf.queueing import DecompositionEvaluator
+from edgeperf.sim import simulate_chains
+from edgeperf.sim._sweep import (LOCAL_CLUSTER, METRICS, SweepError, apply_point, check_outputs,
+                                 check_paths, grid_points, parse_set, run_sweep, simulate_point)
+
+# Workers are other processes: they get this module's evaluators by value, not by import.
+cloudpickle.register_pickle_by_value(sys.modules[__name__])
+
+EXAMPLE = Path(__file__).parents[2] / "examples" / "scenarios" / "pi_server.yaml"
+FAST = {"jobs": 2000, "replications": 2, "progress": False}
+
+
+@pytest.fixture(scope="module")
+def pi_server() -> dict:
+    return yaml.safe_load(EXAMPLE.read_text())
+
+
+@pytest.fixture(scope="module")
+def two_chains(pi_server) -> dict:
+    """Two chains sharing the Pi and the server."""
+    chain = {k: pi_server[k] for k in ("workload", "model", "placement")}
+    chains = [dict(copy.deepcopy(chain), name=n) for n in ("camera", "audio")]
+    return {"devices": pi_server["devices"], "links": pi_server["links"], "chains": chains}
+
+
+@pytest.fixture(scope="module")
+def client():
+    """One local cluster of two worker processes for the whole module (it takes seconds)."""
+    from distributed import Client, LocalCluster
+
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                      **LOCAL_CLUSTER) as cluster, Client(cluster) as c:
+        yield c
+
+
+class NoCluster:
+    """A client that fails the test if the sweep gets as far as running anything."""
+
+    def map(self, *args, **kwargs):
+        raise AssertionError("the sweep submitted work before rejecting its input")
+
+
+def seeded(system, *, jobs, replications, seed) -> Metrics:
+    """A cheap evaluator that shows which seed each point got."""
+    return Metrics(kind="estimate", method="test", arrival_rate=system.arrival_rate,
+                   throughput=float(seed), loss_probability=0.0, mean_response_time=1.0,
+                   exit_distribution={}, stations=(), half_widths={"throughput": 0.5})
+
+
+def raises_at_rate_20(system, *, jobs, replications, seed) -> Metrics:
+    if system.arrival_rate == 20:
+        raise RuntimeError("the simulation diverged")
+    return seeded(system, jobs=jobs, replications=replications, seed=seed)
+
+
+def dies_at_rate_20(system, *, jobs, replications, seed) -> Metrics:
+    if system.arrival_rate == 20:
+        os._exit(1)  # the worker process dies, as on an out-of-memory kill
+    return seeded(system, jobs=jobs, replications=replications, seed=seed)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+# --------------------------------------------------------------------------- grid specs
+
+
+def test_a_range_includes_its_stop_despite_float_rounding():
+    assert parse_set("w.rate=0.1:0.3:0.1") == ("w.rate", (0.1, 0.2, 0.3))
+    rates = parse_set("rate=1:20:0.5")[1]
+    assert len(rates) == 39 and rates[0] == 1.0 and rates[-1] == 20.0
+    assert parse_set("rate=0:1:0.3")[1] == (0.0, 0.3, 0.6, 0.9)  # 1 is off the grid
+    ints = parse_set("devices[0].capacity=1:5:2")[1]
+    assert ints == (1, 3, 5) and all(type(x) is int for x in ints)
+    assert parse_set("rate=2:2:1")[1] == (2,)
+
+
+def test_lists_and_single_values_keep_their_types():
+    assert parse_set("devices.0.capacity=1, 2,5") == ("devices.0.capacity", (1, 2, 5))
+    assert parse_set("x=0.5")[1] == (0.5,)
+    assert parse_set("x=gamma,exponential")[1] == ("gamma", "exponential")
+    assert parse_set("x=true")[1] == (True,)
+
+
+def test_several_sets_make_the_cartesian_product_first_varying_slowest():
+    points = grid_points(["a=1,2", "b[0].c=x,y,z"])
+    assert len(points) == 6
+    assert points[:2] == [{"a": 1, "b[0].c": "x"}, {"a": 1, "b[0].c": "y"}]
+    assert points[-1] == {"a": 2, "b[0].c": "z"}
+    assert grid_points({"a": [1, 2]}) == [{"a": 1}, {"a": 2}]
+
+
+@pytest.mark.parametrize(("spec", "message"), [
+    ("workload.arrival.rate", r"--set 'workload.arrival.rate' must look like PATH=VALUES \(e\.g\."),
+    ("=1,2", r"must look like PATH=VALUES"),
+    ("rate=", r"--set rate: has no values after '='"),
+    ("rate=1:2", r"--set rate: range '1:2' must be start:stop:step \(e\.g\."),
+    ("rate=1:2:3:4", r"range '1:2:3:4' must be start:stop:step"),
+    ("rate=a:2:1", r"range 'a:2:1' must be three numbers start:stop:step"),
+    ("rate=1:inf:1", r"range '1:inf:1' must have finite numbers"),
+    ("rate=1:2:0", r"--set rate: the step of range '1:2:0' must be > 0\. Got 0\."),
+    ("rate=1:2:-0.5", r"the step of range '1:2:-0.5' must be > 0\. Got -0\.5\."),
+    ("rate=2:1:1", r"range '2:1:1' must have stop >= start"),
+    ("rate=1:1e9:1", r"range '1:1e9:1' has 1000000000 values; at most 100000"),
+    ("rate=1,,2", r"--set rate: list '1,,2' has an empty item"),
+    ("a..b=1", r"--set path 'a\.\.b' is malformed: use names joined by dots"),
+    ("devices[x].capacity=1", r"--set path 'devices\[x\]\.capacity' is malformed"),
+    ("devices[0.capacity=1", r"is malformed"),
+])
+def test_a_malformed_set_gets_one_clear_message(spec, message):
+    with pytest.raises(SweepError, match=message):
+        grid_points([spec])
+
+
+def test_grid_errors_for_duplicates_emptiness_and_size():
+    twice = (r"the same parameter is set twice "
+             r"\('devices\[0\]\.capacity' and 'devices\.0\.capacity'\)")
+    with pytest.raises(SweepError, match=r"--set devices\.0\.capacity: " + twice):
+        grid_points(["devices[0].capacity=1", "devices.0.capacity=2"])
+    with pytest.raises(SweepError, match=r"A sweep needs at least one --set PATH=VALUES"):
+        grid_points([])
+    with pytest.raises(SweepError, match=r"The grid has 1000000 points; at most 100000"):
+        grid_points(["a=1:1000:1", "b=1:1000:1"])
+    with pytest.raises(SweepError, match=r"--set a: needs a non-empty list of values"):
+        grid_points({"a": []})
+
+
+# --------------------------------------------------------------------------- paths
+
+
+@pytest.mark.parametrize(("path", "message"), [
+    ("workload.arival.rate",
+     r"Unknown --set path 'workload\.arival\.rate': workload has no key 'arival'; "
+     r"its keys are: arrival\."),
+    ("worklaod.arrival.rate",
+     r"the top level has no key 'worklaod'; its keys are: workload, model, devices, links, "
+     r"placement\."),
+    ("devices[2].capacity", r"'devices\[2\]\.capacity': devices is a list with indices 0\.\.1\. "
+                            r"Got 2\."),
+    ("devices.name.capacity", r"devices is a list with indices 0\.\.1\. Got 'name'\."),
+    ("workload.arrival.rate.mean",
+     r"workload\.arrival\.rate is a value \(26\.0\) with no key 'mean'\."),
+    ("model.blocks[1].exit.probability.x", r"model\.blocks\[1\]\.exit\.probability is a value"),
+])
+def test_an_unknown_path_names_where_it_fails_and_what_exists(pi_server, path, message):
+    with pytest.raises(SweepError, match=message):
+        check_paths(pi_server, [path])
+
+
+def test_an_unknown_path_fails_before_anything_runs(pi_server):
+    with pytest.raises(SweepError, match=r"Unknown --set path 'workload\.arival\.rate'"):
+        run_sweep(pi_server, ["workload.arrival.rate=1,2", "workload.arival.rate=1"],
+                  client=NoCluster(), progress=False)
+
+
+def test_a_bad_value_names_the_point_before_anything_runs(pi_server):
+    message = (r"^pi\.yaml at point 1 \(workload\.arrival\.rate=-1\): "
+               r"workload\.arrival\.rate: .* must be a finite number > 0")
+    with pytest.raises(ScenarioError, match=message):
+        run_sweep(pi_server, ["workload.arrival.rate=5,-1"], client=NoCluster(), source="pi.yaml")
+
+
+def test_apply_point_copies_and_accepts_both_index_spellings(pi_server, two_chains):
+    before = copy.deepcopy(pi_server)
+    out = apply_point(pi_server, {"devices[0].capacity": 3, "links.0.latency_s": 0.5})
+    assert pi_server == before
+    assert out["devices"][0]["capacity"] == 3 and out["links"][0]["latency_s"] == 0.5
+    other = apply_point(two_chains, {"chains[1].workload.arrival.rate": 7.0})
+    assert [c["workload"]["arrival"]["rate"] for c in other["chains"]] == [26.0, 7.0]
+    assert two_chains["chains"][1]["workload"]["arrival"]["rate"] == 26.0
+
+
+def test_run_sweep_checks_its_arguments(pi_server):
+    with pytest.raises(InvalidParameterError, match=r"'jobs' parameter of run_sweep must be"):
+        run_sweep(pi_server, ["workload.arrival.rate=1"], jobs=0, client=NoCluster())
+    with pytest.raises(SweepError, match=r"Give --set specs with one base scenario"):
+        run_sweep([pi_server], ["workload.arrival.rate=1"], client=NoCluster())
+    with pytest.raises(SweepError, match=r"A sweep needs at least one scenario"):
+        run_sweep([], client=NoCluster())
+
+
+# --------------------------------------------------------------------------- running
+
+
+def test_each_point_gets_seed_plus_its_index_and_rows_keep_point_order(pi_server, client):
+    result = run_sweep(pi_server, ["workload.arrival.rate=5:30:5"], evaluate=seeded, seed=100,
+                       client=client, **FAST)
+    assert result.params == ("workload.arrival.rate",) and result.n_points == 6
+    assert [r["workload.arrival.rate"] for r in result.rows] == [5, 10, 15, 20, 25, 30]
+    assert [r["throughput"] for r in result.rows] == [100.0 + i for i in range(6)]
+    assert {r["throughput_ci"] for r in result.rows} == {0.5}
+    assert {r["chain"] for r in result.rows} == {"main"} and not result.failed
+
+
+def test_results_do_not_depend_on_the_number_of_workers(pi_server, client):
+    from distributed import Client, LocalCluster
+
+    sets = ["workload.arrival.rate=20,40", "devices[0].capacity=2,5"]
+    two = run_sweep(pi_server, sets, seed=7, client=client, **FAST)
+    with LocalCluster(n_workers=1, processes=False, **LOCAL_CLUSTER) as cluster, \
+            Client(cluster) as one_client:
+        one = run_sweep(pi_server, sets, seed=7, client=one_client, **FAST)
+    assert one.rows == two.rows and len(two.rows) == 4
+    # and each row is the simulator's own answer for that point and seed
+    system = parse_scenario(apply_point(pi_server, {"workload.arrival.rate": 40,
+                                                    "devices[0].capacity": 2}))
+    direct = simulate_chains(system, jobs=2000, replications=2, seed=7 + 2, warmup=0.1)["main"]
+    row = two.rows[2]
+    assert row["loss_probability"] == direct.loss_probability
+    assert row["loss_probability_ci"] == direct.half_widths["loss_probability"]
+    assert all(math.isfinite(row[m]) for m in METRICS if m != "accuracy")
+
+
+def test_a_sweep_over_several_chains_has_a_row_per_chain(two_chains, client):
+    result = run_sweep(two_chains, ["chains[1].workload.arrival.rate=5,10"], client=client, **FAST)
+    assert [(r["chains[1].workload.arrival.rate"], r["chain"]) for r in result.rows] == [
+        (5, "camera"), (5, "audio"), (10, "camera"), (10, "audio")]
+
+
+def test_a_list_of_scenarios_is_swept_by_position(pi_server, client):
+    system = parse_scenario(pi_server)
+    other = apply_point(pi_server, {"devices[0].capacity": 2})
+    result = run_sweep([system, other], evaluate=DecompositionEvaluator(), client=client,
+                       progress=False)
+    assert result.params == ("scenario",)
+    assert [r["scenario"] for r in result.rows] == [0, 1]
+    analytic = DecompositionEvaluator().evaluate(system)
+    assert result.rows[0]["loss_probability"] == analytic.loss_probability
+    assert result.rows[0]["loss_probability_ci"] is None  # analytic: no confidence interval
+
+
+def test_a_point_that_raises_is_reported_and_the_others_finish(pi_server, client):
+    result = run_sweep(pi_server, ["workload.arrival.rate=10,20,30"], evaluate=raises_at_rate_20,
+                       client=client, **FAST)
+    assert [(f.index, f.label) for f in result.failed] == [(1, "workload.arrival.rate=20")]
+    assert result.failed[0].error == "RuntimeError: the simulation diverged"
+    ok, bad = result.rows[0], result.rows[1]
+    assert ok["error"] == "" and ok["throughput"] == 0.0 and result.rows[2]["throughput"] == 2.0
+    assert bad["error"] == "RuntimeError: the simulation diverged"
+    assert all(bad[m] is None for m in METRICS)
+
+
+def test_an_unsupported_point_is_reported_with_the_evaluators_message(pi_server, client):
+    data = apply_point(pi_server, {})
+    data["devices"][0]["servers"] = 1
+    result = run_sweep(data, ["devices[0].servers=1,2"], evaluate=DecompositionEvaluator(),
+                       client=client, progress=False)
+    assert [f.index for f in result.failed] == [1]
+    assert result.failed[0].error.startswith("UnsupportedModelError: DecompositionEvaluator "
+                                             "supports single-server devices only")
+
+
+def test_a_sweep_that_loses_workers_finishes_or_names_the_point_that_killed_them(pi_server,
+                                                                                 tmp_path):
+    import dask
+    from distributed import Client, LocalCluster
+
+    marker = tmp_path / "died-once"
+
+    def dies_once_at_rate_20(system, **kwargs):
+        if system.arrival_rate == 20 and not marker.exists():
+            marker.touch()
+            os._exit(1)
+        return seeded(system, **kwargs)
+
+    # a task is given up after killing two workers (default: four); each worker holds only
+    # the task it runs, so a death cannot be blamed on a bystander
+    config = {"distributed.scheduler.allowed-failures": 1,
+              "distributed.scheduler.worker-saturation": 1.0}
+    with dask.config.set(config), \
+            LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                         **LOCAL_CLUSTER) as cluster, \
+            Client(cluster) as c:
+        survived = run_sweep(pi_server, ["workload.arrival.rate=10,20,30"],
+                             evaluate=dies_once_at_rate_20, client=c, **FAST)
+        killed = run_sweep(pi_server, ["workload.arrival.rate=10,20,30"],
+                           evaluate=dies_at_rate_20, client=c, **FAST)
+    assert marker.exists() and not survived.failed
+    assert [r["throughput"] for r in survived.rows] == [0.0, 1.0, 2.0]
+    assert [f.index for f in killed.failed] == [1]
+    assert killed.failed[0].error.startswith("KilledWorker: ")
+    assert [r["throughput"] for r in killed.rows] == [0.0, None, 2.0]
+
+
+def test_a_scheduler_that_does_not_answer_gets_one_line_quickly(pi_server):
+    address = f"tcp://127.0.0.1:{free_port()}"
+    start = time.perf_counter()
+    with pytest.raises(SweepError, match=rf"^The dask scheduler at '{address}' does not answer: "
+                                         r"Timed out trying to connect"):
+        run_sweep(pi_server, ["workload.arrival.rate=10"], scheduler=address, timeout=1)
+    assert time.perf_counter() - start < 5
+    with pytest.raises(SweepError, match=r"^The scheduler address 'localhost' is malformed: "):
+        run_sweep(pi_server, ["workload.arrival.rate=10"], scheduler="localhost")
+
+
+def test_a_running_scheduler_is_used_by_address(pi_server, client):
+    result = run_sweep(pi_server, ["workload.arrival.rate=10,20"], evaluate=seeded,
+                       scheduler=client.scheduler.address, **FAST)
+    assert [r["throughput"] for r in result.rows] == [0.0, 1.0]
+
+
+def test_the_default_evaluator_is_the_simulator(pi_server):
+    system = parse_scenario(pi_server)
+    got = simulate_point(system, jobs=2000, replications=2, seed=3)
+    want = simulate_chains(system, jobs=2000, replications=2, seed=3, warmup=0.1)
+    assert got == want
+
+
+# --------------------------------------------------------------------------- outputs
+
+
+@pytest.fixture(scope="module")
+def result(pi_server, client):
+    """A small sweep with a failed point and two lines per panel."""
+    return run_sweep(pi_server, ["workload.arrival.rate=10,20,30", "devices[0].capacity=2,5"],
+                     evaluate=raises_at_rate_20, client=client, **FAST)
+
+
+def test_csv_is_written_and_reads_back(result, tmp_path):
+    path = result.to_csv(tmp_path / "out" / "sweep.csv")
+    with path.open(newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert list(rows[0]) == result.columns
+    assert result.columns[:4] == ["point", "workload.arrival.rate", "devices[0].capacity", "chain"]
+    assert len(rows) == len(result.rows) == 6
+    for got, want in zip(rows, result.rows):
+        for column, value in want.items():
+            if isinstance(value, float):
+                assert float(got[column]) == value
+            else:
+                assert got[column] == ("" if value is None else str(value))
+    assert [p.name for p in path.parent.iterdir()] == ["sweep.csv"]  # no temporary left behind
+
+
+def test_parquet_needs_pyarrow_or_round_trips(result, tmp_path):
+    path = tmp_path / "sweep.parquet"
+    try:
+        import pyarrow.parquet as pq
+    except ImportError:
+        with pytest.raises(SweepError, match=r"as Parquet needs pyarrow, which is not installed: "
+                                             r"run `pip install pyarrow`"):
+            result.write(path)
+        assert not path.exists()
+        return
+    result.write(path)
+    assert pq.read_table(path).to_pylist() == list(result.rows)
+
+
+def test_plot_file_is_created(result, tmp_path):
+    path = result.plot(tmp_path / "sweep.png")
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and path.stat().st_size > 10_000
+
+
+def test_plot_of_categories_and_of_nothing(result, tmp_path):
+    named = [dict(r, **{"workload.arrival.rate": f"r{r['workload.arrival.rate']}"})
+             for r in result.rows]
+    assert replace(result, rows=tuple(named)).plot(tmp_path / "named.svg").stat().st_size > 0
+    failed = [dict(r, **dict.fromkeys(METRICS)) for r in result.rows]
+    assert replace(result, rows=tuple(failed)).plot(tmp_path / "none.png").stat().st_size > 0
+
+
+def test_outputs_with_unknown_suffixes_are_refused_before_running():
+    with pytest.raises(SweepError, match=r"The results table 'out\.xlsx' must end in \.csv or "
+                                         r"\.parquet\. Got '\.xlsx'\."):
+        check_outputs("out.xlsx")
+    with pytest.raises(SweepError, match=r"The plot 'plot\.docx' must end in one of .*\.png"):
+        check_outputs(plot="plot.docx")
