@@ -87,18 +87,23 @@ class Route:
     def service_by_hop(self, rng: np.random.Generator, exits: np.ndarray) -> np.ndarray:
         """The same draws laid out (hops, jobs), as the kernel reads them."""
         n = len(exits)
-        out = np.zeros((len(self.hops), n))
         last_block = np.asarray(self.exit_blocks)[exits]
         reach_all = int(last_block.min()) if n else -1  # the last block every job runs
-        for h, hop in enumerate(self.hops):
+        rows = []
+        for hop in self.hops:
+            row = None
             for i, law in enumerate(hop.latencies):
                 if hop.first + i <= reach_all:  # every job runs this block: no mask
-                    out[h] += law.sample(rng, n)
+                    draw = law.sample(rng, n)
+                    row = draw if row is None else row + draw
                     continue
+                row = np.zeros(n) if row is None else row
                 runs = np.flatnonzero(last_block >= hop.first + i)
                 if len(runs):
-                    out[h, runs] += law.sample(rng, len(runs))
-        return out
+                    row[runs] += law.sample(rng, len(runs))
+            rows.append(row)
+        # one hop: a view, not a copy (the common single-station case)
+        return rows[0][None, :] if len(rows) == 1 else np.stack(rows)
 
 
 @dataclass(frozen=True, slots=True)

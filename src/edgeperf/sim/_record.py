@@ -101,6 +101,25 @@ def _recount(chain, r, measured, lost_at, exits, hop_of_exit, lost, left):  # pr
     return mine
 
 
+@njit(cache=True, nogil=True)
+def _completed(chain, r, measured, lost_at, completion, arrival, exits, correct,
+               response, counts):  # pragma: no cover - compiled
+    """One pass over the measured jobs of route r: how many were offered and
+    completed, how many of those were right; their response times (into the
+    front of ``response``) and exit counts."""
+    offered = completed = right = 0
+    for j in range(chain.shape[0]):
+        if chain[j] != r or not measured[j]:
+            continue
+        offered += 1
+        if lost_at[j] < 0:
+            response[completed] = completion[j] - arrival[j]
+            counts[exits[j]] += 1
+            right += correct[j]
+            completed += 1
+    return offered, completed, right
+
+
 def _quantiles(x: np.ndarray) -> list[float | None]:
     if not len(x):
         return [None, None, None]
@@ -112,12 +131,13 @@ def chain_metrics(run: RunRecord, r: int) -> Metrics:
     each station it visits: its arrivals, losses and busy time there."""
     route = run.network.routes[r]
     window = run.t_end - run.t_start
-    mine = run.measured & (run.chain == r)
-    offered = int(mine.sum())
-    done = mine & (run.lost_at < 0)
-    completed = int(done.sum())
-    response = run.completion[done] - run.arrival[done]
-    counts = np.bincount(run.exit[done], minlength=route.n_exits)
+    response = np.empty(len(run.arrival))
+    counts = np.zeros(route.n_exits, np.int64)
+    correct = np.zeros(len(run.arrival), np.bool_) if run.correct is None else run.correct
+    offered, completed, right = _completed(run.chain, r, run.measured, run.lost_at,
+                                           run.completion, run.arrival, run.exit, correct,
+                                           response, counts)
+    response = response[:completed]
     c = run.counters[r]
     stations = []
     for h, hop in enumerate(route.hops):
@@ -141,7 +161,7 @@ def chain_metrics(run: RunRecord, r: int) -> Metrics:
         p50_response_time=p50, p95_response_time=p95, p99_response_time=p99,
         exit_distribution={name: float(k / completed) if completed else 0.0
                            for name, k in zip(route.exit_names, counts)},
-        accuracy=float(run.correct[done].mean()) if run.correct is not None and completed else None,
+        accuracy=right / completed if run.correct is not None and completed else None,
         stations=tuple(stations))
 
 
