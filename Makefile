@@ -5,6 +5,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 SCENARIO ?= examples/scenarios/pi_server.yaml
+SHARED   ?= examples/scenarios/shared_edge.yaml
 
 .PHONY: run test bench clean
 
@@ -14,8 +15,12 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[test]'
 	touch $(STAMP)
 
+# The analytic prediction, then the simulation of the same scenario (compiled
+# kernel), then two chains sharing devices with bursts (event engine).
 run: $(STAMP)
 	$(BIN)/edgeperf analyze $(SCENARIO)
+	$(BIN)/edgeperf simulate $(SCENARIO)
+	$(BIN)/edgeperf simulate $(SHARED)
 
 # pytest exits 5 when it collected no test: that is a failure, not a pass.
 test: $(STAMP)

@@ -201,7 +201,8 @@ def simulate(
 
     system = load_scenario(scenario)
     results = simulate_chains(system, jobs=jobs, replications=replications, seed=seed,
-                              warmup=warmup, engine=engine.value, trace=trace)
+                              warmup=warmup, engine=engine.value, trace=trace,
+                              progress=sys.stderr.isatty())
     if as_json:
         if len(results) == 1:
             print(json.dumps(_simulation_json(next(iter(results.values())))))

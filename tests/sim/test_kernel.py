@@ -180,3 +180,10 @@ def test_trace_file_has_one_row_per_job(tmp_path):
     assert 1 - sum(1 for r in measured if not r[5]) / len(measured) == pytest.approx(
         m.loss_probability)
     assert not list(tmp_path.glob(".*.tmp"))
+
+
+def test_progress_bar_changes_nothing_but_stderr(capsys):
+    quiet = simulate(_two_exit_system(), jobs=2000, replications=3, seed=4)
+    shown = simulate(_two_exit_system(), jobs=2000, replications=3, seed=4, progress=True)
+    assert quiet.to_dict() == shown.to_dict()
+    assert capsys.readouterr().out == ""

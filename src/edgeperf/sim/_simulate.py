@@ -58,8 +58,20 @@ def _per_chain(value: object, names: list[str], what: str, kind: type | tuple) -
     return out
 
 
+def _replications(seed: int, reps: int, progress: bool):
+    """The replications' seeds, with a progress bar on stderr when asked."""
+    children = np.random.SeedSequence(seed).spawn(reps)
+    if not progress:
+        return enumerate(children)
+    from rich.console import Console
+    from rich.progress import track
+    return enumerate(track(children, description="replications", transient=True,
+                           console=Console(stderr=True)))
+
+
 def _run(network: Network, *, jobs: int, replications: int, seed: int, warmup: float,
-         engine: str, exits: list, policies: list, trace: str | Path | None) -> list[Metrics]:
+         engine: str, exits: list, policies: list, trace: str | Path | None,
+         progress: bool = False) -> list[Metrics]:
     n = v.integer("simulate", "jobs", jobs, low=100)
     reps = v.integer("simulate", "replications", replications, low=1)
     v.integer("simulate", "seed", seed, low=0)
@@ -73,7 +85,7 @@ def _run(network: Network, *, jobs: int, replications: int, seed: int, warmup: f
                                     "use engine='event' (or 'auto').")
     use_kernel = engine == "kernel" or (engine == "auto" and why_not is None)
     runs: list[list[Metrics]] = []
-    for r, child in enumerate(np.random.SeedSequence(seed).spawn(reps)):
+    for r, child in _replications(seed, reps, progress):
         rng = np.random.default_rng(child)
         plan = plan_run(network, rng, n, share, exits)
         if use_kernel:
@@ -131,13 +143,14 @@ def simulate_chains(system: System, *, jobs: int = 200_000, replications: int = 
                     warmup: float = 0.1, engine: Engine = "auto",
                     exits: ExitPolicy | Mapping[str, ExitPolicy] | None = None,
                     policies: OnlinePolicy | Mapping[str, OnlinePolicy] | None = None,
-                    trace: str | Path | None = None) -> dict[str, Metrics]:
+                    trace: str | Path | None = None, progress: bool = False) -> dict[str, Metrics]:
     """Metrics of every chain of ``system``, by chain name.
 
     ``jobs`` arrivals per replication (over all chains), the first ``warmup``
     share of the simulated time discarded. ``exits`` fixes exits up front
     (default: the scenario's probabilities); ``policies`` decide them online
-    (event engine). ``trace`` writes the first replication's jobs as CSV.
+    (event engine). ``trace`` writes the first replication's jobs as CSV;
+    ``progress`` shows a bar over the replications on stderr.
     Station rows of a chain describe that chain's jobs at each station.
     """
     if not isinstance(system, System):
@@ -147,7 +160,8 @@ def simulate_chains(system: System, *, jobs: int = 200_000, replications: int = 
     exit_list = _per_chain(exits, names, "exits", (StaticExits,) + ExitPolicy.__args__[1:])
     policy_list = _per_chain(policies, names, "policies", OnlinePolicy)
     metrics = _run(network, jobs=jobs, replications=replications, seed=seed, warmup=warmup,
-                   engine=engine, exits=exit_list, policies=policy_list, trace=trace)
+                   engine=engine, exits=exit_list, policies=policy_list, trace=trace,
+                   progress=progress)
     return dict(zip(names, metrics))
 
 
