@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from cli_helpers import assert_one_error_line, run
 from edgeperf import cli
-from edgeperf.cli import main
 from edgeperf.dists import Gamma
 from edgeperf.io import load_scenario
 from edgeperf.queueing import DecompositionEvaluator, mg1k
@@ -24,30 +24,8 @@ GAMMA = '{"kind":"gamma","shape":4,"mean":0.03}'
 QUEUE = ["queue", "--arrival-rate", "30", "--capacity", "5", "--service", GAMMA]
 
 
-def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
-    """Exit status, stdout and stderr of ``edgeperf argv...``."""
-    try:
-        main(list(argv))
-        code = 0
-    except SystemExit as done:
-        code = 0 if done.code is None else done.code  # type: ignore[assignment]
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
-def assert_one_error_line(code: int, out: str, err: str, pattern: str) -> None:
-    assert code == 2
-    assert out == ""
-    assert "Traceback" not in err
-    assert err.endswith("\n")
-    lines = err.splitlines()
-    assert len(lines) == 1, err
-    assert lines[0].startswith("edgeperf: error: ")
-    assert re.fullmatch(pattern, lines[0]), lines[0]
-
-
 def error(message: str) -> str:
-    return re.escape(f"edgeperf: error: {message}")
+    return re.escape(message)
 
 
 # --------------------------------------------------------------------------- queue

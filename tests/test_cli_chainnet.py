@@ -8,30 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from edgeperf.cli import main
+from cli_helpers import assert_one_error_line, run
 from edgeperf.io import load_scenario
 
 REPO = Path(__file__).resolve().parents[1]
 DATA = REPO / ".." / "shared" / "data" / "chainnet" / "val"
-
-
-def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
-    """Exit status, stdout and stderr of ``edgeperf argv...``."""
-    try:
-        main(list(argv))
-        code = 0
-    except SystemExit as done:
-        code = 0 if done.code is None else done.code  # type: ignore[assignment]
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
-def assert_one_error_line(code: int, out: str, err: str, pattern: str) -> None:
-    assert (code, out) == (2, "")
-    assert "Traceback" not in err
-    lines = err.splitlines()
-    assert len(lines) == 1, err
-    assert re.fullmatch(r"edgeperf: error: " + pattern, lines[0]), lines[0]
 
 
 @pytest.mark.skipif(not (DATA / "numClasses.txt").is_file(), reason="no ChainNet data set")

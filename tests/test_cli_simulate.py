@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from edgeperf.cli import main
+from cli_helpers import run
 from edgeperf.dists import Gamma
 from edgeperf.queueing import mg1k
 
@@ -15,16 +15,6 @@ REPO = Path(__file__).parents[1]
 EXAMPLE = REPO / "examples" / "scenarios" / "pi_server.yaml"
 SHARED = REPO / "examples" / "scenarios" / "shared_edge.yaml"
 GAMMA = '{"kind":"gamma","shape":4,"mean":0.03}'
-
-
-def run(capsys, *argv: str) -> tuple[int, str, str]:
-    try:
-        main(list(argv))
-        code = 0
-    except SystemExit as done:
-        code = 0 if done.code is None else done.code
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def test_simulate_json_has_the_analyze_keys_and_a_half_width_for_each(capsys):

@@ -8,27 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from edgeperf.cli import main
+from cli_helpers import assert_one_error_line, run
 
 EXAMPLE = Path(__file__).parents[1] / "examples" / "scenarios" / "pi_server.yaml"
 FAST = ["--jobs", "2000", "--replications", "2"]
-
-
-def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
-    """Exit status, stdout and stderr of ``edgeperf argv...``."""
-    try:
-        main(list(argv))
-        code = 0
-    except SystemExit as done:
-        code = 0 if done.code is None else done.code  # type: ignore[assignment]
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
-def assert_one_error_line(code: int, out: str, err: str, pattern: str) -> None:
-    assert (code, out) == (2, "")
-    assert "Traceback" not in err and len(err.splitlines()) == 1, err
-    assert re.fullmatch("edgeperf: error: " + pattern, err.rstrip("\n")), err
 
 
 def test_a_sweep_writes_its_table_and_plot(capsys, tmp_path):

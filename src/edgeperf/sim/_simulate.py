@@ -19,7 +19,7 @@ from scipy import stats
 from .. import _validation as v
 from ..dists import ServiceLaw
 from ..exceptions import UnsupportedModelError
-from ..model import Metrics, PoissonArrivals, StationMetrics, System
+from ..model import Metrics, PoissonArrivals, System
 from ._exits import ExitPolicy, StaticExits
 from ._kernel import kernel_supports, run_kernel
 from ._network import Hop, Network, Route, SimStation, network_of
