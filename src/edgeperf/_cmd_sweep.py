@@ -28,7 +28,8 @@ def sweep(
              "(default: --out with .png).", show_default=False)] = None,
 ) -> None:
     """Simulate a grid of variants of a scenario: a table and a plot of every metric."""
-    from .sim._sweep import check_outputs, sweep_file
+    from .sim._sweep import sweep_file
+    from .sim._sweep_table import check_outputs
 
     plot = plot if plot is not None else out.with_suffix(".png")
     check_outputs(out, plot)  # before the sweep runs, not after

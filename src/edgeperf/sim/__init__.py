@@ -11,8 +11,9 @@ from ._policy import JobOutcome, JobState, OnlinePolicy
 from ._record import SimulationError
 from ._reference import replicate_chain, simulate_chain
 from ._simulate import SimulationEvaluator, simulate, simulate_chains, simulate_station
-from ._sweep import (FailedPoint, SweepError, SweepResult, apply_point, grid_points, parse_set,
-                     run_sweep)
+from ._grid import SweepError, apply_point, grid_points, parse_set
+from ._sweep import run_sweep
+from ._sweep_table import FailedPoint, SweepResult
 
 __all__ = ["simulate", "simulate_chains", "simulate_station", "SimulationEvaluator",
            "ExitTable", "StaticExits", "ThresholdExits", "AssignedExits", "ExitShares",
