@@ -15,12 +15,13 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from . import _cmd_chainnet
+from ._cmd_chainnet import import_chainnet_command
+from ._cmd_sweep import sweep
 from .exceptions import EdgePerfError
 from .model import Metrics, StationMetrics
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
-                  help="Performance engineering of edge AI: queueing models of deployments.")
+                  help="Performance engineering of edge AI: queueing models and simulation of deployments.")
 _out = Console()
 
 
@@ -217,9 +218,8 @@ def simulate(
         _out.print(f"per-job trace written to {trace}")
 
 
-app.command("import-chainnet")(_cmd_chainnet.import_chainnet_command)
-
-from ._cmd_sweep import sweep  # noqa: E402 - its heavy imports are inside
+# Commands with long option lists live in their own modules (heavy imports inside).
+app.command("import-chainnet")(import_chainnet_command)
 app.command("sweep")(sweep)
 
 

@@ -20,7 +20,7 @@ from .. import _validation as v
 from ..dists import ServiceLaw
 from ..exceptions import UnsupportedModelError
 from ..model import Metrics, PoissonArrivals, System
-from ._exits import ExitPolicy, StaticExits
+from ._exits import ExitPolicy
 from ._kernel import kernel_supports, run_kernel
 from ._network import Hop, Network, Route, SimStation, network_of
 from ._plan import plan_run
@@ -157,7 +157,7 @@ def simulate_chains(system: System, *, jobs: int = 200_000, replications: int = 
         raise v.fail("simulate", "system", "a System", system)
     network = network_of(system)
     names = [c.name for c in system.chains]
-    exit_list = _per_chain(exits, names, "exits", (StaticExits,) + ExitPolicy.__args__[1:])
+    exit_list = _per_chain(exits, names, "exits", ExitPolicy.__args__)
     policy_list = _per_chain(policies, names, "policies", OnlinePolicy)
     metrics = _run(network, jobs=jobs, replications=replications, seed=seed, warmup=warmup,
                    engine=engine, exits=exit_list, policies=policy_list, trace=trace,
