@@ -6,7 +6,8 @@ for several chains, multi-core devices and online policies, replications with
 others are tested against.
 """
 
-from ._exits import AssignedExits, ExitShares, ExitTable, StaticExits, ThresholdExits
+from ..model import ExitTable
+from ._exits import AssignedExits, ExitShares, StaticExits, ThresholdExits
 from ._policy import JobOutcome, JobState, OnlinePolicy
 from ._record import SimulationError
 from ._reference import replicate_chain, simulate_chain

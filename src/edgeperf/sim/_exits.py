@@ -17,57 +17,12 @@ from dataclasses import dataclass
 import numpy as np
 
 from .. import _validation as v
+from ..model import ExitTable
+from ..model.exit_table import _thresholds
 from ._network import Route
 
-__all__ = ["ExitTable", "StaticExits", "ThresholdExits", "AssignedExits", "ExitShares",
+__all__ = ["StaticExits", "ThresholdExits", "AssignedExits", "ExitShares",
            "ExitPolicy", "draw_exits"]
-
-
-@dataclass(frozen=True, slots=True, eq=False)
-class ExitTable:
-    """``confidence[N, E]`` in [0, 1] and ``correct[N, E]`` of N samples at E exits."""
-
-    confidence: np.ndarray
-    correct: np.ndarray
-
-    def __post_init__(self) -> None:
-        conf = np.asarray(self.confidence, dtype=float)
-        correct = np.asarray(self.correct)
-        if conf.ndim != 2 or conf.shape[0] < 1 or conf.shape[1] < 1:
-            raise v.fail("ExitTable", "confidence", "a 2-D array [samples, exits]", conf.shape)
-        if correct.shape != conf.shape:
-            raise v.fail("ExitTable", "correct", f"the shape of confidence {conf.shape}",
-                         correct.shape)
-        if not np.all((conf >= 0.0) & (conf <= 1.0)):
-            raise v.fail("ExitTable", "confidence", "values in [0, 1]",
-                         conf[~((conf >= 0.0) & (conf <= 1.0))][0])
-        if not np.all((correct == 0) | (correct == 1)):
-            raise v.fail("ExitTable", "correct", "booleans (0 or 1)", correct[(correct != 0) &
-                                                                             (correct != 1)][0])
-        object.__setattr__(self, "confidence", conf)
-        object.__setattr__(self, "correct", correct.astype(bool))
-
-    @property
-    def n_exits(self) -> int:
-        return self.confidence.shape[1]
-
-    def exits_for(self, thresholds: Sequence[float], rows: np.ndarray | None = None) -> np.ndarray:
-        """The exit each sample (or each of ``rows``) leaves at: the first exit whose
-        confidence reaches its threshold; the final exit otherwise."""
-        thr = _thresholds(thresholds, self.n_exits)
-        conf = self.confidence if rows is None else self.confidence[rows]
-        hit = conf[:, :-1] >= thr[None, :]
-        return np.where(hit.any(axis=1), hit.argmax(axis=1), self.n_exits - 1)
-
-
-def _thresholds(thresholds: Sequence[float], n_exits: int) -> np.ndarray:
-    thr = np.asarray(thresholds, dtype=float).ravel()
-    if len(thr) == n_exits:  # a threshold for the final exit is allowed and ignored
-        thr = thr[:-1]
-    if len(thr) != n_exits - 1:
-        raise v.fail("ThresholdExits", "thresholds",
-                     f"one threshold per early exit ({n_exits - 1})", len(thr))
-    return thr
 
 
 @dataclass(frozen=True, slots=True, eq=False)
