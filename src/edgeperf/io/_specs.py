@@ -111,8 +111,8 @@ SumSpec.model_rebuild()
 #: field holding the union, and the field paths we print leave them out.
 TAGS = frozenset({"deterministic", "exponential", "gamma", "lognormal", "empirical", "mixture",
                   "sum", "poisson", "mmpp", "trace", "piecewise"})
-#: Fields that hold a tagged union (or a list of them).
-UNION_FIELDS = frozenset({"latency", "components", "arrival"})
+#: Fields that hold a tagged union (or a list of them); ``law`` is in profile files.
+UNION_FIELDS = frozenset({"latency", "components", "arrival", "law"})
 #: Domain parameter names that the file spells differently.
 FILE_NAMES = {"source": "from", "target": "to", "exit_probability": "exit.probability"}
 
@@ -134,10 +134,35 @@ class BlockSpec(_Spec):
 
 
 class ModelSpec(_Spec):
-    blocks: list[BlockSpec]
+    """The blocks inline (``blocks``), or a profile file (``profile``, a path
+    relative to the scenario file, as written by ``edgeperf.profiling``) with
+    the probability of each exit taken (``exits``: block name -> probability;
+    an exit not listed is taken with probability 0)."""
+
+    blocks: list[BlockSpec] | None = None
+    profile: str | None = None
+    exits: dict[str, float] | None = None
 
     def _make(self) -> DNN:
-        return DNN(blocks=tuple(b.build() for b in self.blocks))
+        if (self.blocks is None) == (self.profile is None):
+            raise ValueError("give exactly one of 'blocks' or 'profile'")
+        if self.blocks is not None:
+            if self.exits is not None:
+                raise _located("exits", "is only allowed with 'profile' (inline blocks give "
+                               "'exit: {probability: ...}').")
+            return DNN(blocks=tuple(b.build() for b in self.blocks))
+        from ..profiling import load_profile  # lazily: profiling imports this module
+
+        try:
+            profile = load_profile(self._base / self.profile)  # type: ignore[operator]
+        except InvalidParameterError as err:
+            err.path = ("profile",)  # type: ignore[attr-defined]
+            raise
+        try:
+            return profile.to_dnn(self.exits)
+        except InvalidParameterError as err:
+            err.path = ("exits",)  # type: ignore[attr-defined]
+            raise
 
 
 class DeviceSpec(_Spec):
