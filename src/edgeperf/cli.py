@@ -16,6 +16,7 @@ from rich.console import Console
 from rich.table import Table
 
 from ._cmd_chainnet import import_chainnet_command
+from ._cmd_earlyexit import exits_command, profile_command, train_exits_command
 from ._cmd_sweep import sweep
 from .exceptions import EdgePerfError
 from .model import Metrics, StationMetrics
@@ -221,6 +222,9 @@ def simulate(
 # Commands with long option lists live in their own modules (heavy imports inside).
 app.command("import-chainnet")(import_chainnet_command)
 app.command("sweep")(sweep)
+app.command("train-exits")(train_exits_command)
+app.command("exits")(exits_command)
+app.command("profile")(profile_command)
 
 
 def main(argv: list[str] | None = None) -> None:
