@@ -1,0 +1,59 @@
+"""`edgeperf train-exits`, `edgeperf exits` and `edgeperf profile`."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from cli_helpers import assert_one_error_line, run
+
+CEED = Path(__file__).parents[1] / ".." / "shared" / "data" / "ceed"
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("model")
+    from edgeperf.cli import main
+    main(["train-exits", "--out", str(folder), "--model", "resnet29", "--width", "4",
+          "--epochs", "1"])
+    return folder
+
+
+def test_train_exits_writes_the_three_files(model_dir):
+    assert {p.name for p in model_dir.iterdir()} >= {"weights.safetensors", "exit_table.npz",
+                                                     "calibration.json"}
+
+
+def test_exits_json_with_a_profile_has_latencies(capsys, model_dir, tmp_path):
+    profile = tmp_path / "p.json"
+    code, out, _ = run(capsys, "profile", str(model_dir), "--out", str(profile),
+                       "--repetitions", "5")
+    assert code == 0 and profile.exists()
+    code, out, err = run(capsys, "exits", str(model_dir), "--profile", str(profile), "--json",
+                         "--plot", str(tmp_path / "e.png"))
+    assert code == 0 and err == ""
+    result = json.loads(out)
+    assert len(result["exits"]) == 8
+    first, last = result["curve"][0], result["curve"][-1]
+    assert first["exit_shares"][0] == 1.0 and first["mean_latency_s"] > 0
+    assert (tmp_path / "e.png").exists()
+
+
+def test_profile_imports_ceed(capsys, tmp_path):
+    if not CEED.is_dir():
+        pytest.skip("../shared/data/ceed is absent")
+    code, out, _ = run(capsys, "profile", "--ceed", str(CEED), "--out", str(tmp_path / "c.json"))
+    assert code == 0 and "20 blocks, 9 exits" in out
+
+
+@pytest.mark.parametrize("argv, pattern", [
+    (["exits", "/no/such/folder"], r"The 'directory' parameter of load_trained must be a folder "
+                                   r"holding .*"),
+    (["profile", "--out", "x.json"], r"edgeperf profile: give a model folder or --ceed DIR \(one\)\."),
+    (["train-exits", "--out", "x", "--model", "alexnet"],
+     r"The 'model' parameter of train_digits must be one of .* Got 'alexnet'\."),
+])
+def test_bad_input_is_one_line(capsys, argv, pattern):
+    assert_one_error_line(*run(capsys, *argv), pattern)
