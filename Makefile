@@ -15,12 +15,19 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[test]'
 	touch $(STAMP)
 
+MODEL    ?= build/digits-resnet32
+
 # The analytic prediction, then the simulation of the same scenario (compiled
-# kernel), then two chains sharing devices with bursts (event engine).
+# kernel), then two chains sharing devices with bursts (event engine); then a
+# real early-exit network: trained and calibrated on digits (about a minute),
+# profiled on this host, and its accuracy-latency trade-off per threshold.
 run: $(STAMP)
 	$(BIN)/edgeperf analyze $(SCENARIO)
 	$(BIN)/edgeperf simulate $(SCENARIO)
 	$(BIN)/edgeperf simulate $(SHARED)
+	$(BIN)/edgeperf train-exits --out $(MODEL)
+	$(BIN)/edgeperf profile $(MODEL) --out $(MODEL)/profile.json
+	$(BIN)/edgeperf exits $(MODEL) --profile $(MODEL)/profile.json --plot $(MODEL)/exits.png
 
 # pytest exits 5 when it collected no test: that is a failure, not a pass.
 test: $(STAMP)
