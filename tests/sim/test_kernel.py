@@ -179,7 +179,7 @@ def test_trace_file_has_one_row_per_job(tmp_path):
     measured = [r for r in rows if r[6] == "1"]
     assert 1 - sum(1 for r in measured if not r[5]) / len(measured) == pytest.approx(
         m.loss_probability)
-    assert not list(tmp_path.glob(".*.tmp"))
+    assert not list(tmp_path.glob(".*"))  # no temporary file left behind
 
 
 def test_progress_bar_changes_nothing_but_stderr(capsys):

@@ -123,7 +123,6 @@ def expected_calibration_error(confidence: object, correct: object, bins: int = 
                      _describe(ok))
     n_bins = v.integer(owner, "bins", bins, low=1)
     which = np.minimum((conf * n_bins).astype(np.int64), n_bins - 1)
-    count = np.bincount(which, minlength=n_bins)
     gap = np.bincount(which, weights=ok.astype(float) - conf, minlength=n_bins)
     return float(np.abs(gap).sum() / conf.size)  # sum_b |sum_{n in b}(ok - conf)| / N
 

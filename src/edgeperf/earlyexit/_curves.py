@@ -9,13 +9,13 @@ it passed), it also gives the mean latency of a job without queueing.
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from .. import _validation as v
+from .._atomic import atomic_path
 from ..model import ExitTable
 
 __all__ = ["ThresholdCurve", "threshold_curve", "plot_exits"]
@@ -90,11 +90,6 @@ def plot_exits(curve: ThresholdCurve, path: str | Path, names: list[str] | None 
         ax.plot(curve.thresholds, curve.accuracy)
         ax.set_xlabel("threshold", fontsize=8)
     ax.set_title("overall accuracy", fontsize=9)
-    out = Path(path)
-    tmp = out.with_name(f".{out.stem}.tmp{out.suffix}")  # whole or not at all
-    try:
+    with atomic_path(path) as tmp:
         fig.savefig(tmp, dpi=110)
-        os.replace(tmp, out)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return out
+    return Path(path)

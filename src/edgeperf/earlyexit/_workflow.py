@@ -12,12 +12,11 @@ A trained model is a folder of three files that everything downstream reads:
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 from .. import _validation as v
+from .._atomic import write_text_atomic
 from ..model import ExitTable
 from ._data import digits_splits
 from ._network import EarlyExitNet
@@ -79,24 +78,13 @@ def _summary(model: str, net: EarlyExitNet, report: TrainReport,
     }
 
 
-def _atomic_text(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as out:
-            out.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def save_trained(trained: TrainedExits, directory: str | Path) -> Path:
     """Write the three files into ``directory`` (created if needed)."""
     folder = Path(directory)
     folder.mkdir(parents=True, exist_ok=True)
     save(trained.net, folder / WEIGHTS)
     trained.table.save(folder / TABLE)
-    _atomic_text(folder / CALIBRATION, json.dumps(trained.summary, indent=1) + "\n")
+    write_text_atomic(folder / CALIBRATION, json.dumps(trained.summary, indent=1) + "\n")
     return folder
 
 

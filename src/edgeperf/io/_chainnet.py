@@ -16,8 +16,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import tempfile
 from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,6 +24,7 @@ from typing import IO, Any
 import yaml
 
 from .. import _validation as v
+from .._atomic import write_text_atomic
 from ._files import ScenarioError, parse_scenario
 
 __all__ = ["ChainNetSample", "read_chainnet", "import_chainnet"]
@@ -233,18 +232,6 @@ def read_chainnet(directory: str | Path, samples: int | None = None,
     return out
 
 
-def _write_atomic(path: Path, text: str) -> None:
-    """Write through a temporary file in the same folder, so readers never see half a file."""
-    fd, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as file:
-            file.write(text)
-        os.replace(temp, path)
-    except BaseException:
-        Path(temp).unlink(missing_ok=True)
-        raise
-
-
 def _yaml(sample: ChainNetSample, folder: Path) -> str:
     header = (f"# ChainNet deployment {sample.index} of {folder} (Niu, Roveri, Casale, DSN 2024;\n"
               f"# BSD-3). Its published labels are in labels.json.\n")
@@ -270,11 +257,11 @@ def import_chainnet(directory: str | Path, out: str | Path,
         paths = []
         for sample in read:
             paths.append(target / f"sample_{sample.index:05d}.yaml")
-            _write_atomic(paths[-1], _yaml(sample, folder))
+            write_text_atomic(paths[-1], _yaml(sample, folder))
         rows = [json.dumps({"sample": s.index, "chain": j, **label})
                 for s in read for j, label in enumerate(s.labels)]
         paths.append(target / "labels.json")
-        _write_atomic(paths[-1], "[\n" + ",\n".join(rows) + "\n]\n")
+        write_text_atomic(paths[-1], "[\n" + ",\n".join(rows) + "\n]\n")
     except OSError as err:
         raise ScenarioError(f"{err.filename or target}: cannot be written: "
                             f"{err.strerror or err}.") from None

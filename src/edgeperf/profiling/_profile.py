@@ -15,8 +15,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,6 +24,7 @@ import numpy as np
 from pydantic import ValidationError
 
 from .. import _validation as v
+from .._atomic import write_text_atomic
 from ..dists import Deterministic, Gamma, Lognormal, ServiceLaw, Sum
 from ..io._files import ScenarioError, _from_validation
 from ..io._specs import LawSpec, _Spec
@@ -285,16 +284,7 @@ class Profile:
 
     def save(self, path: str | Path) -> Path:
         """Write the JSON file atomically (readers never see half a file)."""
-        file = Path(path)
-        fd, temp = tempfile.mkstemp(dir=file.parent, prefix=f".{file.name}.", suffix=".tmp")
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as out:
-                out.write(self.to_json())
-            os.replace(temp, file)
-        except BaseException:
-            Path(temp).unlink(missing_ok=True)
-            raise
-        return file
+        return write_text_atomic(path, self.to_json())
 
 
 # ---------------------------------------------------------------------- reading

@@ -11,7 +11,6 @@ their accuracy is that of the drawn sample at the assigned exit.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np

@@ -8,14 +8,13 @@ once, so the engines cannot disagree on what a metric means.
 
 from __future__ import annotations
 
-import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 from numba import njit
 
+from .._atomic import atomic_path
 from ..exceptions import EdgePerfError
 from ..model import Metrics, StationMetrics
 from ._network import Network
@@ -174,19 +173,13 @@ def write_trace(run: RunRecord, path: str | Path) -> Path:
     names = [r.chain for r in routes]
     exit_names = [r.exit_names for r in routes]
     station_of = [[run.network.stations[h.station].name for h in r.hops] for r in routes]
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as out:
-            out.write("job,chain,arrival_s,exit,completion_s,lost_at,measured\n")
-            for j in range(len(run.arrival)):
-                r, lost = int(run.chain[j]), int(run.lost_at[j])
-                chosen = int(run.exit[j])  # -1: lost before a policy chose its exit
-                out.write(f"{j},{names[r]},{run.arrival[j]!r},"
-                          f"{exit_names[r][chosen] if chosen >= 0 else ''},"
-                          f"{'' if lost >= 0 else repr(float(run.completion[j]))},"
-                          f"{station_of[r][lost] if lost >= 0 else ''},{int(run.measured[j])}\n")
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_path(target) as tmp, tmp.open("w", encoding="utf-8") as out:
+        out.write("job,chain,arrival_s,exit,completion_s,lost_at,measured\n")
+        for j in range(len(run.arrival)):
+            r, lost = int(run.chain[j]), int(run.lost_at[j])
+            chosen = int(run.exit[j])  # -1: lost before a policy chose its exit
+            out.write(f"{j},{names[r]},{run.arrival[j]!r},"
+                      f"{exit_names[r][chosen] if chosen >= 0 else ''},"
+                      f"{'' if lost >= 0 else repr(float(run.completion[j]))},"
+                      f"{station_of[r][lost] if lost >= 0 else ''},{int(run.measured[j])}\n")
     return target

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import csv
 import math
-import os
-import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from .._atomic import atomic_path
 from ._grid import Point, SweepError, point_label
 
 __all__ = ["METRICS", "FailedPoint", "SweepResult", "check_outputs"]
@@ -168,17 +167,8 @@ def _atomic(path: str | Path, write: Callable[[Path], None]) -> Path:
     path = Path(path)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=path.suffix)
-        os.close(fd)
+        with atomic_path(path) as tmp:
+            write(tmp)
     except OSError as err:
         raise SweepError(f"Cannot write {str(path)!r}: {err.strerror or err}.") from None
-    tmp = Path(name)
-    try:
-        write(tmp)
-        tmp.chmod(0o644)  # mkstemp makes it private; results are meant to be shared
-        os.replace(tmp, path)
-    except OSError as err:
-        raise SweepError(f"Cannot write {str(path)!r}: {err.strerror or err}.") from None
-    finally:
-        tmp.unlink(missing_ok=True)
     return path
