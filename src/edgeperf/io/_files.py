@@ -91,15 +91,20 @@ def parse_scenario(data: object, source: str = "<scenario>", base: str | Path = 
         raise ScenarioError(f"{source}: {_domain_path((), err)}: {err}") from None
 
 
-def load_scenario(path: str | Path) -> System:
-    """Read a YAML or JSON scenario file into a System."""
-    file = Path(path)
+def read_text(file: Path) -> str:
+    """A UTF-8 file's text, or one ScenarioError line saying why it cannot be had."""
     try:
-        text = file.read_text(encoding="utf-8")
+        return file.read_text(encoding="utf-8")
     except OSError as err:
         raise ScenarioError(f"{file}: cannot be read: {err.strerror or err}.") from None
     except UnicodeDecodeError as err:
         raise ScenarioError(f"{file}: is not UTF-8 text: byte {err.start} cannot be decoded.") from None
+
+
+def load_scenario(path: str | Path) -> System:
+    """Read a YAML or JSON scenario file into a System."""
+    file = Path(path)
+    text = read_text(file)
     try:
         data = yaml.safe_load(text)  # YAML is a superset of JSON
     except yaml.YAMLError as err:

@@ -26,7 +26,7 @@ from pydantic import ValidationError
 from .. import _validation as v
 from .._atomic import write_text_atomic
 from ..dists import Deterministic, Gamma, Lognormal, ServiceLaw, Sum
-from ..io._files import ScenarioError, _from_validation
+from ..io._files import ScenarioError, _from_validation, read_text
 from ..io._specs import LawSpec, _Spec
 from ..model import DNN, Block
 
@@ -360,13 +360,7 @@ def load_profile(path: str | Path) -> Profile:
     """Read a profile JSON file; a bad file raises one ScenarioError line that
     names the file, the field path, the rule and the value."""
     file = Path(path)
-    try:
-        text = file.read_text(encoding="utf-8")
-    except OSError as err:
-        raise ScenarioError(f"{file}: cannot be read: {err.strerror or err}.") from None
-    except UnicodeDecodeError as err:
-        raise ScenarioError(f"{file}: is not UTF-8 text: byte {err.start} cannot be decoded.") \
-            from None
+    text = read_text(file)
     try:
         data = json.loads(text)
     except json.JSONDecodeError as err:
