@@ -1,0 +1,44 @@
+"""Baselines: one threshold for every exit, fixed (``static``) or tuned to the
+load (``static_tuned``): the bar the smarter policies must clear."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+
+from .. import _validation as v
+from ._problem import ExitProblem, ThresholdDecision
+
+__all__ = ["static", "static_tuned", "GRID"]
+
+#: Thresholds static_tuned tries: 0 (everything leaves at the first exit) to
+#: above 1 (everything reaches the final exit).
+GRID = np.append(np.linspace(0.0, 1.0, 201), 1.01)
+
+
+def static(problem: ExitProblem, threshold: float = 0.9) -> ThresholdDecision:
+    """The same threshold at every early exit, whatever the load."""
+    t = v.real("static", "threshold", threshold, low=0.0)
+    return ThresholdDecision(policy="static", thresholds=(t,) * (problem.table.n_exits - 1))
+
+
+def static_tuned(problem: ExitProblem, grid: np.ndarray = GRID) -> ThresholdDecision:
+    """The most accurate single threshold whose exact M/G/1/K loss meets the target.
+
+    Raises InfeasibleError (with the lowest achievable loss) when none does.
+    """
+    start = time.perf_counter()
+    thresholds = np.asarray(grid, dtype=float)
+    matrix = np.repeat(thresholds[:, None], problem.table.n_exits - 1, axis=1)
+    shares, accuracy = problem.table.evaluate(matrix)
+    best, best_accuracy = None, -1.0
+    for i in np.argsort(-accuracy, kind="stable"):  # most accurate first: stop at the first fit
+        if accuracy[i] <= best_accuracy:
+            break
+        if problem.loss(shares[i]) <= problem.loss_target:
+            best, best_accuracy = float(thresholds[i]), float(accuracy[i])
+    if best is None:
+        raise problem.infeasible("static_tuned")
+    return ThresholdDecision(policy="static_tuned", thresholds=(best,) * (problem.table.n_exits - 1),
+                             solve_time_s=time.perf_counter() - start)
