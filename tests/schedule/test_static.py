@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from conftest import make_problem
+from exit_problems import make_problem
 from edgeperf.exceptions import InfeasibleError, InvalidParameterError
 from edgeperf.queueing import mg1k
 from edgeperf.schedule import (ProbabilityDecision, predict, simulate_decision, static,

@@ -10,7 +10,9 @@ event engine.
 
 from ._problem import (Decision, ExitProblem, ProbabilityDecision, ThresholdDecision, predict,
                        simulate_decision)
+from ._registry import OFFLINE, ONLINE, POLICIES, online_policy, problem_of, solve
 from ._static import static, static_tuned
 
 __all__ = ["ExitProblem", "ThresholdDecision", "ProbabilityDecision", "Decision", "predict",
-           "simulate_decision", "static", "static_tuned"]
+           "simulate_decision", "static", "static_tuned", "solve", "online_policy", "problem_of",
+           "POLICIES", "OFFLINE", "ONLINE"]

@@ -1,0 +1,68 @@
+"""Every policy by name, and the problem a one-device scenario poses.
+
+Offline policies (``static``, ``static_tuned``, ``queueing_lp``, ``bayes``)
+return a decision; online ones (``knapsack``, ``ucb``) are objects that decide
+per job inside the simulator's event engine.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from .. import _validation as v
+from ..exceptions import UnsupportedModelError
+from ..model import ExitTable, PoissonArrivals, System
+from ._problem import Decision, ExitProblem
+
+__all__ = ["OFFLINE", "ONLINE", "POLICIES", "solve", "online_policy", "problem_of"]
+
+OFFLINE = ("static", "static_tuned", "queueing_lp", "bayes")
+ONLINE = ("knapsack", "ucb")
+POLICIES = OFFLINE + ONLINE
+
+
+def _offline(name: str) -> Callable[..., Decision]:
+    if name == "static":
+        from ._static import static
+        return static
+    if name == "static_tuned":
+        from ._static import static_tuned
+        return static_tuned
+    if name == "queueing_lp":
+        from ._lp import queueing_lp
+        return queueing_lp
+    from ._bayes import bayes
+    return bayes
+
+
+def solve(problem: ExitProblem, name: str, **options: object) -> Decision:
+    """The decision of offline policy ``name`` for ``problem``."""
+    if name not in OFFLINE:
+        raise v.fail("solve", "name", f"one of the offline policies {list(OFFLINE)}", name)
+    return _offline(name)(problem, **options)
+
+
+def online_policy(problem: ExitProblem, name: str, **options: object):  # noqa: ANN201
+    """A fresh online policy object (``decide``/``observe``) for ``problem``."""
+    if name == "knapsack":
+        from ._knapsack import KnapsackPolicy
+        return KnapsackPolicy(problem, **options)
+    if name == "ucb":
+        from ._ucb import UCBPolicy
+        return UCBPolicy(problem, **options)
+    raise v.fail("online_policy", "name", f"one of the online policies {list(ONLINE)}", name)
+
+
+def problem_of(system: System, table: ExitTable, loss_target: float) -> ExitProblem:
+    """The exit problem of a scenario: one chain on one device, Poisson arrivals."""
+    if len(system.chains) != 1 or len(system.placement.assignment) != 1:
+        raise UnsupportedModelError("The schedulers decide for one chain on one device; the "
+                                    f"scenario places its model on "
+                                    f"{[d for d, _ in system.placement.assignment]}.")
+    if not isinstance(system.workload.arrival, PoissonArrivals):
+        raise UnsupportedModelError("The schedulers' model takes Poisson arrivals; got "
+                                    f"{type(system.workload.arrival).__name__}.")
+    device = system.device(system.placement.assignment[0][0])
+    return ExitProblem(table=table, model=system.model, capacity=device.capacity,
+                       speed=device.speed, arrival_rate=system.arrival_rate,
+                       loss_target=loss_target)
