@@ -48,8 +48,8 @@ def online_policy(problem: ExitProblem, name: str, **options: object):  # noqa: 
         from ._knapsack import KnapsackPolicy
         return KnapsackPolicy(problem, **options)
     if name == "ucb":
-        from ._ucb import UCBPolicy
-        return UCBPolicy(problem, **options)
+        from ._ucb import ThresholdUCB
+        return ThresholdUCB(problem, **options)
     raise v.fail("online_policy", "name", f"one of the online policies {list(ONLINE)}", name)
 
 

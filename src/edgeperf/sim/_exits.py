@@ -41,7 +41,7 @@ class ThresholdExits:
             raise v.fail("ThresholdExits", "table", "an ExitTable", self.table)
         thr = _thresholds(self.thresholds, self.table.n_exits)
         for x in thr:
-            v.real("ThresholdExits", "thresholds", float(x), low=0.0, high=1.0)
+            v.real("ThresholdExits", "thresholds", float(x), low=0.0)  # > 1: never leave there
         object.__setattr__(self, "thresholds", tuple(float(x) for x in thr))
 
 
