@@ -11,10 +11,11 @@ loss is within its confidence interval of the target or below it. Where no
 policy can meet a target (the fastest exit alone loses more), the point is
 listed as infeasible, not scored.
 
-Three studies follow, on each model at 0.9 times saturation with L* = 5%:
+Three studies follow, on each model with L* = 5%:
 
-- an input shift: noisy inputs start mid-stream (``harder_inputs``), and each
-  policy's loss and accuracy are reported before and after;
+- an input shift at 0.9 and 1.6 times saturation: noisy inputs start
+  mid-stream (``harder_inputs``). Each policy's loss and accuracy are reported
+  before and after, and so is where discounted UCB's choices move;
 - UCB's exact pseudo-regret curve on a stationary stream;
 - the Bayes lookup over the rates: built, saved, loaded back and reused.
 
@@ -119,24 +120,41 @@ class Timed:
         return float(sorted(self.times)[len(self.times) // 2])
 
 
-def studies(model: str, base: ExitProblem, rates: list[float]) -> dict:
-    """Shift, regret and lookup on one model at 0.9 x saturation, L* = 5%."""
-    problem = ExitProblem(table=base.table, model=base.model, capacity=CAPACITY,
-                          arrival_rate=0.9 / base.exit_means[-1], loss_target=0.05)
-    shifted = harder_inputs(problem.table, seed=SEED)
+def shift_study(problem: ExitProblem, shifted) -> dict:  # noqa: ANN001 - an ExitTable
+    """Every policy through one run whose inputs turn noisy half-way."""
     thresholds = {name: solve(problem, name, **({"seed": SEED} if name == "bayes" else {}))
                   for name in ("static", "static_tuned", "bayes")}
     online = {"queueing_lp": QueueingLPPolicy(problem, seed=SEED),
               "knapsack": online_policy(problem, "knapsack"),
               "ucb": online_policy(problem, "ucb", discount=0.999)}
-    shift = {}
+    out = {}
     for name, decision in thresholds.items():
         run = simulate_shift(problem, shifted, thresholds=decision.thresholds, jobs=JOBS,
                              seed=SEED)
-        shift[name] = {"before": vars_of(run.before), "after": vars_of(run.after)}
+        out[name] = {"before": vars_of(run.before), "after": vars_of(run.after)}
     for name, policy in online.items():
         run = simulate_shift(problem, shifted, policy=policy, jobs=JOBS, seed=SEED)
-        shift[name] = {"before": vars_of(run.before), "after": vars_of(run.after)}
+        out[name] = {"before": vars_of(run.before), "after": vars_of(run.after)}
+    # does the (discounted) bandit move to the new best threshold?
+    bandit = online["ucb"]
+    chosen = bandit.choices()
+    half, tail = len(chosen) // 2, max(len(chosen) // 10, 1)
+    out["ucb"]["adaptation"] = {
+        "best_threshold_before": float(bandit.best_thresholds(problem.table)[0]),
+        "best_threshold_after": float(bandit.best_thresholds(shifted)[0]),
+        "mean_threshold_end_of_first_half": float(chosen[half - tail:half].mean()),
+        "mean_threshold_end_of_run": float(chosen[-tail:].mean())}
+    return out
+
+
+def studies(model: str, base: ExitProblem, rates: list[float]) -> dict:
+    """Shift (at 0.9 and 1.6 x saturation), regret and lookup on one model, L* = 5%."""
+    saturation = 1.0 / base.exit_means[-1]
+    problem = ExitProblem(table=base.table, model=base.model, capacity=CAPACITY,
+                          arrival_rate=0.9 * saturation, loss_target=0.05)
+    shifted = harder_inputs(problem.table, seed=SEED)
+    shift = {f"{load:g}": shift_study(problem.with_rate(load * saturation), shifted)
+             for load in (0.9, 1.6)}
     bandit = online_policy(problem, "ucb")
     simulate(problem.system(), jobs=JOBS, replications=1, seed=SEED, engine="event",
              exits=StaticExits(table=problem.table), policies=bandit)
@@ -150,7 +168,7 @@ def studies(model: str, base: ExitProblem, rates: list[float]) -> dict:
     again = BayesLookup.load(file)
     reused = all(again.decision_for(r).thresholds == lookup.decision_for(r).thresholds
                  for r in rates)
-    return {"arrival_rate": problem.arrival_rate, "loss_target": problem.loss_target,
+    return {"saturation_rate": saturation, "loss_target": problem.loss_target,
             "shift": shift,
             "regret": {"jobs": (marks + 1).tolist(), "cumulative": regret[marks].tolist()},
             "bayes_lookup": {"rates": rates, "build_s": built_s, "file": file.name,
@@ -223,21 +241,28 @@ def markdown_table(result: dict) -> str:
             f"{r['p95_latency_s'] * 1e3:.2f} | {r['loss_probability']:.4f} ± {r['loss_ci']:.4f} | "
             f"{'yes' if r['target_met'] else '**no**'} | {r['solve_time_s'] * 1e3:.3g} |")
     for model, st in result.get("studies", {}).items():
-        lines += ["", f"**{model}, input shift** at {st['arrival_rate']:.0f}/s, L* = "
-                  f"{st['loss_target']:g}: loss and accuracy before → after noisy inputs start.", "",
-                  "| policy | loss before | loss after | accuracy before | accuracy after |",
-                  "|---|---:|---:|---:|---:|"]
-        for name, ph in st["shift"].items():
-            b, a = ph["before"], ph["after"]
-            lines.append(f"| {name} | {b['loss_probability']:.4f} | {a['loss_probability']:.4f} "
-                         f"| {b['accuracy']:.4f} | {a['accuracy']:.4f} |")
-        reg = st["regret"]
-        lookup = st["bayes_lookup"]
-        lines += ["", f"UCB regret per job: {reg['cumulative'][len(reg['jobs']) // 4] / reg['jobs'][len(reg['jobs']) // 4]:.4f} "
-                  f"after {reg['jobs'][len(reg['jobs']) // 4]} jobs, "
-                  f"{reg['cumulative'][-1] / reg['jobs'][-1]:.4f} after {reg['jobs'][-1]}. "
-                  f"Bayes lookup over {len(lookup['rates'])} rates built in "
-                  f"{lookup['build_s']:.1f} s, saved to `results/{lookup['file']}`, reloaded "
+        for load, policies in st["shift"].items():
+            lines += ["", f"**{model}, input shift** at {load} × saturation "
+                      f"({float(load) * st['saturation_rate']:.0f}/s), L* = {st['loss_target']:g}: "
+                      "loss and accuracy before → after noisy inputs start.", "",
+                      "| policy | loss before | loss after | accuracy before | accuracy after |",
+                      "|---|---:|---:|---:|---:|"]
+            for name, ph in policies.items():
+                b, a = ph["before"], ph["after"]
+                lines.append(f"| {name} | {b['loss_probability']:.4f} | "
+                             f"{a['loss_probability']:.4f} | {b['accuracy']:.4f} | "
+                             f"{a['accuracy']:.4f} |")
+            ad = policies["ucb"]["adaptation"]
+            lines += ["", f"Discounted UCB: best threshold {ad['best_threshold_before']:g} before "
+                      f"the shift and {ad['best_threshold_after']:g} after; its mean choice "
+                      f"{ad['mean_threshold_end_of_first_half']:.2f} just before the shift and "
+                      f"{ad['mean_threshold_end_of_run']:.2f} at the end of the run."]
+        reg, lookup = st["regret"], st["bayes_lookup"]
+        q = len(reg["jobs"]) // 4
+        lines += ["", f"UCB regret per job: {reg['cumulative'][q] / reg['jobs'][q]:.4f} "
+                  f"after {reg['jobs'][q]} jobs, {reg['cumulative'][-1] / reg['jobs'][-1]:.4f} "
+                  f"after {reg['jobs'][-1]}. Bayes lookup over {len(lookup['rates'])} rates built "
+                  f"in {lookup['build_s']:.1f} s, saved to `results/{lookup['file']}`, reloaded "
                   f"{'identical' if lookup['reloaded_identical'] else '**different**'}."]
     if result["infeasible"]:
         lines += ["", "Infeasible points (no policy can meet the target):", ""]

