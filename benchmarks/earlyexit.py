@@ -82,9 +82,12 @@ def checks(result: dict) -> list[str]:
     half = len(acc) // 2
     if not acc[half:].mean() > acc[:half].mean():
         failed.append("deeper exits are not more accurate on average")
-    curve = [c["accuracy"] for c in result["threshold_curve"]]
-    if not (np.isclose(curve[0], acc[0]) and np.isclose(curve[-1], acc[-1])):
-        failed.append("the threshold curve does not span the first to the last exit's accuracy")
+    # early exits must buy latency: some threshold comes within 0.01 of the final exit's
+    # accuracy at a lower mean latency than running every job to the end
+    final_latency = result["exits"][-1]["mean_latency_s"]
+    if not any(c["accuracy"] >= acc[-1] - 0.01 and c["mean_latency_s"] < final_latency
+               for c in result["threshold_curve"]):
+        failed.append("no threshold is within 0.01 of the final exit's accuracy at lower latency")
     for e in result["exits"]:
         ratio = e["measured_path_median_s"] / e["profiled_path_median_s"]
         if abs(ratio - 1) > 0.15:
@@ -112,8 +115,9 @@ def markdown_table(result: dict) -> str:
         lines.append(f"| {c['thresholds'][0]:.2f} | {c['accuracy']:.4f} | "
                      f"{c['mean_latency_s'] * 1e3:.3f} |")
     failed = checks(result)
-    lines += ["", "Checks: " + ("all hold (deeper exits more accurate on average; the curve "
-                                "spans first to last exit; paths within 15% of their blocks)."
+    lines += ["", "Checks: " + ("all hold (deeper exits more accurate on average; a threshold "
+                                "within 0.01 of the final accuracy at lower latency; paths "
+                                "within 15% of their blocks)."
                                 if not failed else "FAILED: " + "; ".join(failed))]
     return "\n".join(lines)
 

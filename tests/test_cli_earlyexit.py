@@ -38,6 +38,7 @@ def test_exits_json_with_a_profile_has_latencies(capsys, model_dir, tmp_path):
     assert len(result["exits"]) == 8
     first, last = result["curve"][0], result["curve"][-1]
     assert first["exit_shares"][0] == 1.0 and first["mean_latency_s"] > 0
+    assert last["threshold"] == 1.0 and last["mean_latency_s"] >= first["mean_latency_s"]
     assert (tmp_path / "e.png").exists()
 
 

@@ -34,7 +34,8 @@ def schedule_command(
     """Choose exits for a scenario's device under a loss target; predict and simulate."""
     from .io import load_scenario
     from .model import ExitTable
-    from .schedule import OFFLINE, POLICIES, online_policy, predict, problem_of, solve
+    from .schedule import (OFFLINE, POLICIES, online_policy, predict, problem_of,
+                           simulate_decision, solve)
     from .sim import StaticExits
     from .sim import simulate as run_simulation
 
@@ -52,9 +53,8 @@ def schedule_command(
                               or None, "solve_time_s": decision.solve_time_s}
         result["predicted"] = predict(problem, decision).to_dict()
         if simulate:
-            result["simulated"] = run_simulation(problem.system(), jobs=jobs, replications=10,
-                                                 seed=seed,
-                                                 exits=decision.exit_policy(problem)).to_dict()
+            result["simulated"] = simulate_decision(problem, decision, jobs=jobs,
+                                                    seed=seed).to_dict()
     else:  # online: only the simulation says what it does
         result["simulated"] = run_simulation(
             problem.system(), jobs=jobs, replications=10, seed=seed, engine="event",

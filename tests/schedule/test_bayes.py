@@ -195,9 +195,12 @@ def test_build_stops_at_an_infeasible_rate():
         BayesLookup.build(make_problem(), [200.0, 2000.0], trials=5, progress=False)
 
 
-def test_build_shows_progress_on_request():
+def test_build_shows_progress_on_request(capsys):
+    BayesLookup.build(make_problem(), [200.0], trials=5, progress=False)
+    assert capsys.readouterr().err == ""
     built = BayesLookup.build(make_problem(), [200.0], trials=5, progress=True)
     assert built.rates == (200.0,)
+    assert capsys.readouterr().err != ""  # the bar wrote to stderr (a blank line off a terminal)
 
 
 # ---------------------------------------------------------------------- online

@@ -19,7 +19,7 @@ from edgeperf.model import Metrics
 from edgeperf.queueing import DecompositionEvaluator
 from edgeperf.sim import simulate_chains
 from edgeperf.sim._grid import SweepError, apply_point
-from edgeperf.sim._sweep import LOCAL_CLUSTER, run_sweep, simulate_point
+from edgeperf.sim._sweep import LOCAL_CLUSTER, run_sweep
 from edgeperf.sim._sweep_table import METRICS, check_outputs
 
 # Workers are other processes: they get this module's evaluators by value, not by import.
@@ -218,13 +218,6 @@ def test_a_running_scheduler_is_used_by_address(pi_server, client):
     result = run_sweep(pi_server, ["workload.arrival.rate=10,20"], evaluate=seeded,
                        scheduler=client.scheduler.address, **FAST)
     assert [r["throughput"] for r in result.rows] == [0.0, 1.0]
-
-
-def test_the_default_evaluator_is_the_simulator(pi_server):
-    system = parse_scenario(pi_server)
-    got = simulate_point(system, jobs=2000, replications=2, seed=3)
-    want = simulate_chains(system, jobs=2000, replications=2, seed=3, warmup=0.1)
-    assert got == want
 
 
 # --------------------------------------------------------------------------- outputs

@@ -25,7 +25,7 @@ import torch
 from torch import nn
 
 from .. import _validation as v
-from ._confidence import MEASURES  # one definition, shared with the numpy measures
+from ._confidence import MEASURES, confidence
 
 __all__ = ["ExitHead", "EarlyExitNet", "MEASURES"]
 
@@ -92,26 +92,6 @@ class ExitHead:
             features = self.hidden
         layers["fc"] = nn.Linear(features, num_classes)
         return nn.Sequential(layers)
-
-
-# --------------------------------------------------------------------- confidence
-
-def _confidence(logits: torch.Tensor, measure: str) -> torch.Tensor:
-    """Per-sample confidence in [0, 1] of logits ``[B, C]`` (temperature applied)."""
-    probs = torch.softmax(logits, dim=1)
-    if measure == "max_softmax":
-        return probs.max(dim=1).values
-    if measure == "margin":
-        if probs.shape[1] < 2:
-            return torch.ones(probs.shape[0], dtype=probs.dtype)
-        top = probs.topk(2, dim=1).values
-        return top[:, 0] - top[:, 1]
-    # entropy: 1 - H / log C  (1 = certain, 0 = uniform)
-    classes = probs.shape[1]
-    if classes < 2:
-        return torch.ones(probs.shape[0], dtype=probs.dtype)
-    entropy = -(probs * torch.log_softmax(logits, dim=1)).sum(dim=1)
-    return 1.0 - entropy / math.log(classes)
 
 
 # -------------------------------------------------------------------------- net
@@ -359,7 +339,10 @@ class EarlyExitNet(nn.Module):
             if k == self.n_exits - 1:
                 accept = torch.ones(remaining.shape[0], dtype=torch.bool)
             else:
-                accept = _confidence(logits.float() / temps[k], measure) >= thr[k]
+                # the numpy measure that built the exit table: the same number, so a
+                # threshold taken from the table means the same thing here
+                conf = confidence(logits.detach().cpu().numpy(), measure, float(temps[k]))
+                accept = torch.from_numpy(conf >= float(thr[k]))
             done = remaining[accept]
             pred[done] = logits[accept].argmax(dim=1)
             exit_index[done] = k

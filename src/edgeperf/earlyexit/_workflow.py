@@ -18,6 +18,7 @@ from pathlib import Path
 from .. import _validation as v
 from .._atomic import write_text_atomic
 from ..model import ExitTable
+from ._confidence import MEASURES
 from ._data import digits_splits
 from ._network import EarlyExitNet
 from ._table import CalibrationReport, calibrate
@@ -53,10 +54,12 @@ def train_digits(model: str = DEFAULT_MODEL, *, width: int = 16, epochs: int = 1
     temperature per exit on the calibration split, and tabulate the test split."""
     if model not in ZOO:
         raise v.fail("train_digits", "model", f"one of {sorted(ZOO)}", model)
+    if measure not in MEASURES:  # before minutes of training, not after
+        raise v.fail("train_digits", "measure", f"one of {list(MEASURES)}", measure)
     splits = digits_splits(size=32, channels=1, seed=seed)
     net = build(model, num_classes=splits.num_classes, in_channels=1, width=width)
     report = train_exits(net, splits.train, scheme=scheme, epochs=epochs, seed=seed,
-                         validation=splits.calibration, progress=progress)
+                         progress=progress)
     calibration = calibrate(*collect_logits(net, splits.calibration),
                             *collect_logits(net, splits.test), measure=measure)
     return TrainedExits(net=net, table=calibration.table,

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .. import _validation as v
+from .._atomic import atomic_path
 
 __all__ = ["ExitTable"]
 
@@ -126,7 +127,8 @@ class ExitTable:
         arrays = {"confidence": self.confidence, "correct": self.correct}
         if self.predicted is not None:
             arrays["predicted"] = self.predicted
-        with open(path, "wb") as f:  # exactly this path: np.savez would append ".npz"
+        # exactly this path (np.savez would append ".npz"), whole or not at all
+        with atomic_path(path) as tmp, open(tmp, "wb") as f:
             np.savez_compressed(f, **arrays)
 
     @classmethod

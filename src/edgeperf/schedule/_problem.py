@@ -22,7 +22,7 @@ be predicted analytically and simulated.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import cached_property
 
 import numpy as np
@@ -134,9 +134,14 @@ class ExitProblem:
 
     def with_rate(self, arrival_rate: float) -> ExitProblem:
         """The same problem at another arrival rate (laws are shared, not recomputed)."""
-        other = ExitProblem(table=self.table, model=self.model, capacity=self.capacity,
-                            arrival_rate=arrival_rate, loss_target=self.loss_target,
-                            speed=self.speed)
+        return self._variant(arrival_rate=arrival_rate)
+
+    def with_target(self, loss_target: float) -> ExitProblem:
+        """The same problem with another loss target (laws and their pmfs shared)."""
+        return self._variant(loss_target=loss_target)
+
+    def _variant(self, **changes: float) -> ExitProblem:
+        other = replace(self, **changes)
         for name in ("exit_laws", "exit_means", "exit_second_moments"):
             if name in self.__dict__:
                 other.__dict__[name] = self.__dict__[name]

@@ -32,13 +32,12 @@ def static_tuned(problem: ExitProblem, grid: np.ndarray = GRID) -> ThresholdDeci
     thresholds = np.asarray(grid, dtype=float)
     matrix = np.repeat(thresholds[:, None], problem.table.n_exits - 1, axis=1)
     shares, accuracy = problem.table.evaluate(matrix)
-    best, best_accuracy = None, -1.0
-    for i in np.argsort(-accuracy, kind="stable"):  # most accurate first: stop at the first fit
-        if accuracy[i] <= best_accuracy:
-            break
-        if problem.loss(shares[i]) <= problem.loss_target:
-            best, best_accuracy = float(thresholds[i]), float(accuracy[i])
+    # most accurate first: the first that meets the target is the answer
+    fits = (i for i in np.argsort(-accuracy, kind="stable")
+            if problem.loss(shares[i]) <= problem.loss_target)
+    best = next(fits, None)
     if best is None:
         raise problem.infeasible("static_tuned")
+    best = float(thresholds[best])
     return ThresholdDecision(policy="static_tuned", thresholds=(best,) * (problem.table.n_exits - 1),
                              solve_time_s=time.perf_counter() - start)

@@ -87,8 +87,7 @@ def kernel_supports(network: Network) -> str | None:
     return None
 
 
-def run_kernel(network: Network, plan: RunPlan, rng: np.random.Generator,
-               method: str = "kernel") -> RunRecord:
+def run_kernel(network: Network, plan: RunPlan, rng: np.random.Generator) -> RunRecord:
     """One run of a single chain; see :func:`kernel_supports` for what it needs."""
     route, jobs = network.routes[0], plan.routes[0]
     n, hops = len(jobs.arrival), len(route.hops)
@@ -102,9 +101,9 @@ def run_kernel(network: Network, plan: RunPlan, rng: np.random.Generator,
     _run_chain(jobs.arrival, jobs.exit, route.hop_of_exit(), service, capacity, delay, measured,
                completion, lost_at, c.offered, c.accepted, c.sojourn, c.busy)
     correct = None if jobs.correct is None else jobs.correct[np.arange(n), jobs.exit]
-    record = RunRecord(network=network, method=method, chain=np.zeros(n, np.int8),
+    record = RunRecord(network=network, method="kernel", chain=np.zeros(n, np.int8),
                        arrival=jobs.arrival, exit=jobs.exit, completion=completion,
                        lost_at=lost_at, measured=measured, counters=[c],
                        t_start=plan.t_start, t_end=plan.t_end, correct=correct)
-    record.check_conservation()
+    record.check_conservation()  # the loop's counters against the jobs' outcomes
     return record

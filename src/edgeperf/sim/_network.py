@@ -79,13 +79,9 @@ class Route:
         return np.array([next(h for h, hop in enumerate(self.hops) if hop.first <= b <= hop.last)
                          for b in self.exit_blocks])
 
-    def service_times(self, rng: np.random.Generator, exits: np.ndarray) -> np.ndarray:
-        """Service time of each job at each hop it reaches: shape (jobs, hops),
-        0 after the hop it leaves from. Blocks are sampled independently."""
-        return self.service_by_hop(rng, exits).T
-
     def service_by_hop(self, rng: np.random.Generator, exits: np.ndarray) -> np.ndarray:
-        """The same draws laid out (hops, jobs), as the kernel reads them."""
+        """Service time of each job at each hop it reaches, laid out (hops, jobs);
+        0 after the hop it leaves from. Blocks are sampled independently."""
         n = len(exits)
         last_block = np.asarray(self.exit_blocks)[exits]
         reach_all = int(last_block.min()) if n else -1  # the last block every job runs
@@ -110,9 +106,6 @@ class Route:
 class Network:
     stations: tuple[SimStation, ...]
     routes: tuple[Route, ...]
-
-    def route(self, chain: str) -> Route:
-        return next(r for r in self.routes if r.chain == chain)
 
 
 def network_of(system: System) -> Network:

@@ -14,11 +14,11 @@ from collections import deque
 from collections.abc import Sequence
 
 import numpy as np
-from scipy import stats
 
 from .. import _validation as v
 from ..model import Metrics, StationMetrics
 from ..queueing import Station
+from ._simulate import _combine
 
 __all__ = ["simulate_chain", "replicate_chain"]
 
@@ -109,45 +109,11 @@ def _quantile(x: np.ndarray, q: float) -> float | None:
     return float(np.quantile(x, q)) if len(x) else None
 
 
-_SCALARS = ("throughput", "loss_probability", "mean_response_time", "p50_response_time",
-            "p95_response_time", "p99_response_time")
-
-
 def replicate_chain(arrival_rate: float, stations: Sequence[Station], *, replications: int = 10,
                     seed: int = 0, **kwargs: object) -> Metrics:
-    """Independent replications: the mean of each metric and its 95% t half-width.
-
-    ``half_widths`` holds end-to-end metrics by name and per-station loss as
-    ``"loss_probability[station]"``.
-    """
+    """Independent replications (seeds ``seed``, ``seed + 1``, ...): the mean of
+    each metric and its 95% t half-width, keyed as ``simulate``'s are."""
     reps = v.integer("replicate_chain", "replications", replications, low=2)
     runs = [simulate_chain(arrival_rate, stations, seed=seed + r, **kwargs)  # type: ignore[arg-type]
             for r in range(reps)]
-    t = stats.t.ppf(0.975, reps - 1)
-
-    def mean_hw(values: list[float]) -> tuple[float, float]:
-        x = np.asarray(values, dtype=float)
-        return float(x.mean()), float(t * x.std(ddof=1) / np.sqrt(reps))
-
-    summary, half = {}, {}
-    for name in _SCALARS:
-        values = [getattr(r, name) for r in runs]
-        if all(x is not None for x in values):
-            summary[name], half[name] = mean_hw(values)
-        else:
-            summary[name] = None
-    station_rows = []
-    for k, station in enumerate(runs[0].stations):
-        loss, half[f"loss_probability[{station.name}]"] = mean_hw(
-            [r.stations[k].loss_probability for r in runs])
-        station_rows.append(StationMetrics(
-            name=station.name, kind="estimate", method="reference-simulation",
-            arrival_rate=float(np.mean([r.stations[k].arrival_rate for r in runs])),
-            capacity=station.capacity, loss_probability=loss,
-            throughput=float(np.mean([r.stations[k].throughput for r in runs])),
-            utilization=float(np.mean([r.stations[k].utilization for r in runs]))))
-    exits = {e: float(np.mean([r.exit_distribution[e] for r in runs]))
-             for e in runs[0].exit_distribution}
-    return Metrics(kind="estimate", method=f"reference-simulation x{reps}",
-                   arrival_rate=float(arrival_rate), exit_distribution=exits,
-                   stations=tuple(station_rows), half_widths=half, **summary)  # type: ignore[arg-type]
+    return _combine(runs)

@@ -20,6 +20,7 @@ from .. import _validation as v
 from ..dists import ServiceLaw
 from ..exceptions import UnsupportedModelError
 from ..model import Metrics, PoissonArrivals, System
+from ._engine import run_events
 from ._exits import ExitPolicy
 from ._kernel import kernel_supports, run_kernel
 from ._network import Hop, Network, Route, SimStation, network_of
@@ -91,7 +92,6 @@ def _run(network: Network, *, jobs: int, replications: int, seed: int, warmup: f
         if use_kernel:
             record: RunRecord = run_kernel(network, plan, rng)
         else:
-            from ._engine import run_events
             # a policy sees the confidence row its job drew from the exit table
             confidences = {r: exits[r].table.confidence[plan.routes[r].row] for r in online
                            if exits[r] is not None and exits[r].table is not None}
