@@ -210,7 +210,7 @@ def test_exits_need_a_profile():
                          "output_bytes": 1}], "exits": {"b0": 0.5}}
     with pytest.raises(ScenarioError, match=exactly(
             "s.yaml: model.exits: is only allowed with 'profile' (inline blocks give "
-            "'exit: {probability: ...}').")):
+            "'exit: {probability: ...}' and 'device_latency').")):
         parse_scenario(scenario(model), "s.yaml")
 
 

@@ -12,7 +12,7 @@ from pydantic import TypeAdapter, ValidationError
 from ..dists import ServiceLaw
 from ..exceptions import InvalidParameterError
 from ..model import System
-from ._specs import FILE_NAMES, TAGS, UNION_FIELDS, LawSpec, ScenarioSpec
+from ._specs import FILE_NAMES, TAGS, UNION_FIELDS, UNION_MAPS, LawSpec, ScenarioSpec
 
 __all__ = ["ScenarioError", "load_scenario", "parse_scenario", "law_from_spec"]
 
@@ -28,7 +28,8 @@ def _is_tag(loc: tuple[Any, ...], i: int) -> bool:
     if loc[i] not in TAGS:
         return False
     before = [x for x in loc[:i] if not isinstance(x, int)]
-    return not before or before[-1] in UNION_FIELDS
+    return (not before or before[-1] in UNION_FIELDS
+            or (len(before) > 1 and before[-2] in UNION_MAPS))
 
 
 def _path(loc: tuple[Any, ...]) -> str:

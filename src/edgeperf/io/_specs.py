@@ -113,6 +113,8 @@ TAGS = frozenset({"deterministic", "exponential", "gamma", "lognormal", "empiric
                   "sum", "poisson", "mmpp", "trace", "piecewise"})
 #: Fields that hold a tagged union (or a list of them); ``law`` is in profile files.
 UNION_FIELDS = frozenset({"latency", "components", "arrival", "law"})
+#: Fields that hold a mapping of tagged unions (device name -> law).
+UNION_MAPS = frozenset({"device_latency"})
 #: Domain parameter names that the file spells differently.
 FILE_NAMES = {"source": "from", "target": "to", "exit_probability": "exit.probability"}
 
@@ -123,45 +125,69 @@ class ExitSpec(BaseModel):
 
 
 class BlockSpec(_Spec):
+    """A block; ``device_latency`` gives laws measured on named devices, which
+    replace ``latency`` scaled by those devices' speed."""
+
     name: str
     latency: LawSpec
     output_bytes: int
     exit: ExitSpec | None = None
+    param_bytes: int = 0
+    device_latency: dict[str, LawSpec] = {}
 
     def _make(self) -> Block:
         return Block(name=self.name, latency=self.latency.build(), output_bytes=self.output_bytes,
-                     exit_probability=None if self.exit is None else self.exit.probability)
+                     exit_probability=None if self.exit is None else self.exit.probability,
+                     param_bytes=self.param_bytes,
+                     device_latency={d: law.build() for d, law in self.device_latency.items()})
 
 
 class ModelSpec(_Spec):
-    """The blocks inline (``blocks``), or a profile file (``profile``, a path
-    relative to the scenario file, as written by ``edgeperf.profiling``) with
-    the probability of each exit taken (``exits``: block name -> probability;
-    an exit not listed is taken with probability 0)."""
+    """The blocks inline (``blocks``, with ``input_bytes``), or a profile
+    (``profile``: a path relative to the scenario file to a JSON profile
+    written by ``edgeperf.profiling``, or to a CEED profile folder) with the
+    probability of each exit taken (``exits``: block name -> probability; an
+    exit not listed is taken with probability 0) and, optionally, profiles of
+    the same model measured on particular devices (``device_profiles``:
+    device name -> path)."""
 
     blocks: list[BlockSpec] | None = None
+    input_bytes: int | None = None
     profile: str | None = None
     exits: dict[str, float] | None = None
+    device_profiles: dict[str, str] | None = None
 
     def _make(self) -> DNN:
         if (self.blocks is None) == (self.profile is None):
             raise ValueError("give exactly one of 'blocks' or 'profile'")
         if self.blocks is not None:
-            if self.exits is not None:
-                raise _located("exits", "is only allowed with 'profile' (inline blocks give "
-                               "'exit: {probability: ...}').")
-            return DNN(blocks=tuple(b.build() for b in self.blocks))
-        from ..profiling import load_profile  # lazily: profiling imports this module
-
+            for key in ("exits", "device_profiles"):
+                if getattr(self, key) is not None:
+                    raise _located(key, "is only allowed with 'profile' (inline blocks give "
+                                   "'exit: {probability: ...}' and 'device_latency').")
+            return DNN(blocks=tuple(b.build() for b in self.blocks),
+                       input_bytes=self.input_bytes or 0)
+        if self.input_bytes is not None:
+            raise _located("input_bytes", "is only allowed with 'blocks' (a profile gives "
+                           "its input shape).")
+        profile = self._profile(self.profile, ("profile",))  # type: ignore[arg-type]
+        others = {d: self._profile(path, ("device_profiles", d))
+                  for d, path in (self.device_profiles or {}).items()}
         try:
-            profile = load_profile(self._base / self.profile)  # type: ignore[operator]
+            return profile.to_dnn(self.exits, others)
         except InvalidParameterError as err:
-            err.path = ("profile",)  # type: ignore[attr-defined]
+            given = getattr(err, "parameter", None)
+            err.path = ("device_profiles" if given == "device_profiles" else "exits",)  # type: ignore[attr-defined]
             raise
+
+    def _profile(self, path: str, where: tuple[str, ...]):  # noqa: ANN202 - a Profile
+        from ..profiling import import_ceed, load_profile  # lazily: profiling imports this module
+
+        file = self._base / path
         try:
-            return profile.to_dnn(self.exits)
+            return import_ceed(file) if file.is_dir() else load_profile(file)
         except InvalidParameterError as err:
-            err.path = ("exits",)  # type: ignore[attr-defined]
+            err.path = where  # type: ignore[attr-defined]
             raise
 
 
@@ -260,10 +286,11 @@ class ChainSpec(_Spec):
     workload: WorkloadSpec
     model: ModelSpec
     placement: dict[str, list[str]]
+    source: str | None = None
 
     def _make(self) -> Chain:
         return Chain(name=self.name, model=self.model.build(), workload=self.workload.build(),
-                     placement=_placement(self.placement))
+                     placement=_placement(self.placement), source=self.source)
 
 
 class ScenarioSpec(BaseModel):
@@ -277,23 +304,26 @@ class ScenarioSpec(BaseModel):
     workload: WorkloadSpec | None = None
     model: ModelSpec | None = None
     placement: dict[str, list[str]] | None = None
+    source: str | None = None
     chains: list[ChainSpec] | None = None
 
     def build(self) -> System:
         devices = tuple(d.build() for d in self.devices)
         links = tuple(link.build() for link in self.links)
-        single = {"workload": self.workload, "model": self.model, "placement": self.placement}
+        single = {"workload": self.workload, "model": self.model, "placement": self.placement,
+                  "source": self.source}
         if self.chains is not None:
             given = [k for k, x in single.items() if x is not None]
             if given:
                 raise _located(given[0], "is not allowed beside 'chains' (each chain has its own)")
             return System(devices=devices, links=links, chains=[c.build() for c in self.chains])
         for key, value in single.items():
-            if value is None:
+            if value is None and key != "source":
                 raise _located(key, "is required but missing (or give a list of 'chains').")
         return System(model=self.model.build(), devices=devices, links=links,  # type: ignore[union-attr]
                       workload=self.workload.build(),  # type: ignore[union-attr]
-                      placement=_placement(self.placement))  # type: ignore[arg-type]
+                      placement=_placement(self.placement),  # type: ignore[arg-type]
+                      source=self.source)
 
 
 def _located(field: str, message: str) -> InvalidParameterError:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from .. import _validation as v
 from ..exceptions import InvalidParameterError
@@ -59,18 +59,33 @@ def _error(path: tuple[str | int, ...], err: InvalidParameterError) -> InvalidPa
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Chain:
-    """One service chain: a DNN, the workload it serves and where its blocks run."""
+    """One service chain: a DNN, the workload it serves and where its blocks run.
+
+    ``source`` is the device where requests arrive; when the first fragment
+    runs elsewhere, each input (``model.input_bytes``) is uploaded over the link
+    from the source first. Without a source, requests arrive at the first
+    fragment's device.
+    """
 
     name: str
     model: DNN
     workload: Workload
     placement: Placement
+    source: str | None = None
 
     def __post_init__(self) -> None:
         v.name_string("Chain", "name", self.name)
         for field, kind in (("model", DNN), ("workload", Workload), ("placement", Placement)):
             if not isinstance(getattr(self, field), kind):
                 raise v.fail("Chain", field, f"a {kind.__name__}", getattr(self, field))
+        if self.source is not None:
+            v.name_string("Chain", "source", self.source)
+
+    @property
+    def upload(self) -> tuple[str, str] | None:
+        """(source, first device) when inputs cross a link before the first fragment."""
+        first = self.fragments[0].device
+        return None if self.source is None or self.source == first else (self.source, first)
 
     @property
     def fragments(self) -> tuple[Fragment, ...]:
@@ -102,7 +117,8 @@ class System:
 
     def __init__(self, *, devices: Sequence[Device], links: Sequence[Link] = (),
                  chains: Sequence[Chain] | None = None, model: DNN | None = None,
-                 workload: Workload | None = None, placement: Placement | None = None) -> None:
+                 workload: Workload | None = None, placement: Placement | None = None,
+                 source: str | None = None) -> None:
         single = (model, workload, placement)
         single_form = chains is None
         if single_form:
@@ -110,8 +126,8 @@ class System:
                 raise v.fail("System", "chains", "a list of chains, or model, workload and "
                              "placement for a single chain", None)
             chains = (Chain(name="main", model=model, workload=workload,  # type: ignore[arg-type]
-                            placement=placement),)  # type: ignore[arg-type]
-        elif any(x is not None for x in single):
+                            placement=placement, source=source),)  # type: ignore[arg-type]
+        elif any(x is not None for x in single + (source,)):
             raise v.fail("System", "chains", "either chains or model/workload/placement, not both",
                          "both")
         object.__setattr__(self, "devices", tuple(devices))
@@ -190,6 +206,19 @@ class System:
                                                 "a device for every block of the model", missing))
 
     def _check_links(self, chain: Chain) -> None:
+        if chain.source is not None and chain.source not in {d.name for d in self.devices}:
+            raise _error(("source",), v.fail("System", "source", "a known device",
+                                             chain.source))
+        if chain.upload is not None:
+            link = self.link_between(*chain.upload)
+            if link is None:
+                raise _error(("links",), v.fail(
+                    "System", "links", "a link from the source to the first fragment's device",
+                    "no link {}->{}".format(*chain.upload)))
+            if chain.model.input_bytes <= 0 and not link.ideal:
+                raise _error(("model", "input_bytes"), v.fail(
+                    "System", "model", "input_bytes > 0 when inputs are uploaded over a link",
+                    chain.model.input_bytes))
         fragments = chain.fragments
         for before, after in zip(fragments, fragments[1:]):
             link = self.link_between(before.device, after.device)
@@ -223,9 +252,19 @@ class System:
         return self._single().placement
 
     @property
+    def source(self) -> str | None:
+        return self._single().source
+
+    @property
     def fragments(self) -> tuple[Fragment, ...]:
         """Fragments of the single chain in execution order."""
         return self._single().fragments
+
+    def with_placement(self, placement: Placement, chain: str | None = None) -> System:
+        """The same system with ``chain``'s (default: the only one's) placement replaced."""
+        target = self._single() if chain is None else self.chain(chain)
+        chains = [replace(c, placement=placement) if c is target else c for c in self.chains]
+        return System(devices=self.devices, links=self.links, chains=chains)
 
     def chain(self, name: str) -> Chain:
         return next(c for c in self.chains if c.name == name)

@@ -175,6 +175,13 @@ class BlockProfile:
         if self.exit is not None and not isinstance(self.exit, HeadProfile):
             raise v.fail("BlockProfile", "exit", "a HeadProfile or None", self.exit)
 
+    @property
+    def law(self) -> ServiceLaw:
+        """The latency of a job passing this block: the block, then its exit head if any."""
+        if self.exit is None:
+            return self.latency.law
+        return Sum((self.latency.law, self.exit.latency.law))
+
     def to_dict(self) -> dict[str, Any]:
         return {"name": self.name, "latency": self.latency.to_dict(),
                 "output_bytes": self.output_bytes, "flops": self.flops,
@@ -246,7 +253,8 @@ class Profile:
 
     # ------------------------------------------------------------------ model
 
-    def to_dnn(self, exit_probabilities: Mapping[str, float] | None = None) -> DNN:
+    def to_dnn(self, exit_probabilities: Mapping[str, float] | None = None,
+               device_profiles: Mapping[str, Profile] | None = None) -> DNN:
         """The DNN of this profile: one Block per profiled block.
 
         A block followed by an exit head gets ``exit_probability`` from
@@ -254,7 +262,10 @@ class Profile:
         exit exists but no job takes it) and the latency law ``Sum(block,
         head)``, since the head runs for every job reaching it. The last
         block's head is the final exit, which takes every job reaching it, so
-        it gets no probability.
+        it gets no probability. ``device_profiles`` (device name -> a profile
+        of the same blocks measured on that device) give each block's
+        ``device_latency``. ``param_bytes`` add the block's and its head's
+        (0 when not known); ``input_bytes`` is one float32 input.
         """
         owner = "Profile.to_dnn"
         given = dict(exit_probabilities or {})
@@ -264,13 +275,20 @@ class Profile:
             raise v.fail(owner, "exit_probabilities",
                          f"keyed by exit blocks among {allowed} (the last block's exit takes "
                          "every job reaching it)", unknown)
+        others = dict(device_profiles or {})
+        for device, other in others.items():
+            if not isinstance(other, Profile) or [(b.name, b.exit is None) for b in other.blocks] \
+                    != [(b.name, b.exit is None) for b in self.blocks]:
+                raise v.fail(owner, "device_profiles", "profiles of the same blocks and exits "
+                             f"as {self.name!r}", device)
         blocks = []
-        for b in self.blocks:
-            law = b.latency.law if b.exit is None else Sum((b.latency.law, b.exit.latency.law))
+        for i, b in enumerate(self.blocks):
             probability = given.get(b.name, 0.0) if b.name in allowed else None
-            blocks.append(Block(name=b.name, latency=law, output_bytes=b.output_bytes,
-                                exit_probability=probability))
-        return DNN(blocks=tuple(blocks))
+            params = (b.param_bytes or 0) + ((b.exit.param_bytes or 0) if b.exit else 0)
+            blocks.append(Block(name=b.name, latency=b.law, output_bytes=b.output_bytes,
+                                exit_probability=probability, param_bytes=params,
+                                device_latency={d: p.blocks[i].law for d, p in others.items()}))
+        return DNN(blocks=tuple(blocks), input_bytes=4 * math.prod(self.input_shape))
 
     # ------------------------------------------------------------------ files
 

@@ -25,7 +25,7 @@ from typing import Literal
 from .. import _validation as v
 from ..dists import Deterministic, Gamma, Mixture, ServiceLaw, Sum
 from ..exceptions import UnsupportedModelError
-from ..model import Metrics, PoissonArrivals, StationMetrics, System
+from ..model import Link, Metrics, PoissonArrivals, StationMetrics, System
 from ._mg1k import Method as StationMethod
 from ._mg1k import mg1k
 
@@ -102,6 +102,9 @@ def stations_of(system: System, chain: str | None = None) -> tuple[Station, ...]
                      "for a system with several chains", None)
     blocks = route.model.blocks
     out: list[Station] = []
+    upload = system.link_between(*route.upload) if route.upload is not None else None
+    if upload is not None and not upload.ideal:  # inputs cross a link before the first fragment
+        out.append(_link_station(upload, route.model.input_bytes))
     fragments = route.fragments
     for n, fragment in enumerate(fragments):
         device = system.device(fragment.device)
@@ -109,7 +112,7 @@ def stations_of(system: System, chain: str | None = None) -> tuple[Station, ...]
         exits: list[StationExit] = []
         reach = 1.0  # P(an accepted job reaches the current block)
         for i in range(fragment.first, fragment.last + 1):
-            latencies.append(blocks[i].latency.scaled(1.0 / device.speed))
+            latencies.append(blocks[i].latency_on(device))
             q = blocks[i].exit_probability
             if q is not None:  # an exit after this block
                 exits.append(StationExit(name=blocks[i].name, probability=reach * q,
@@ -123,13 +126,19 @@ def stations_of(system: System, chain: str | None = None) -> tuple[Station, ...]
             if link.ideal:
                 out.append(replace(station, delay_s=link.latency_s))
                 continue
-            size = blocks[fragment.last].output_bytes
-            out += [station, Station(name=link.name, capacity=link.capacity,  # type: ignore[arg-type]
-                                     service=Deterministic(link.transmission_time_s(size)),
-                                     delay_s=link.latency_s)]
+            out += [station, _link_station(link, blocks[fragment.last].output_bytes)]
         else:
             out.append(station)
+    if upload is not None and upload.ideal:  # a pure delay: where it is added does not matter
+        out[0] = replace(out[0], delay_s=out[0].delay_s + upload.latency_s)
     return tuple(out)
+
+
+def _link_station(link: Link, size_bytes: int) -> Station:
+    """A non-ideal link carrying ``size_bytes`` per job."""
+    return Station(name=link.name, capacity=link.capacity,  # type: ignore[arg-type]
+                   service=Deterministic(link.transmission_time_s(size_bytes)),
+                   delay_s=link.latency_s)
 
 
 def _sum(laws: list[ServiceLaw]) -> ServiceLaw:

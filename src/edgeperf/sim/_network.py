@@ -119,9 +119,14 @@ def network_of(system: System) -> Network:
         blocks = chain.model.blocks
         fragments = chain.fragments
         hops: list[Hop] = []
+        upload = system.link_between(*chain.upload) if chain.upload is not None else None
+        if upload is not None and not upload.ideal:  # the input crosses a link first
+            hops.append(Hop(index[upload.name], 0, -1,
+                            (Deterministic(upload.transmission_time_s(chain.model.input_bytes)),),
+                            upload.latency_s))
         for n, fragment in enumerate(fragments):
-            speed = system.device(fragment.device).speed
-            laws = tuple(blocks[i].latency.scaled(1.0 / speed)
+            device = system.device(fragment.device)
+            laws = tuple(blocks[i].latency_on(device)
                          for i in range(fragment.first, fragment.last + 1))
             delay = 0.0
             link = None
@@ -134,6 +139,10 @@ def network_of(system: System) -> Network:
                 size = blocks[fragment.last].output_bytes
                 hops.append(Hop(index[link.name], fragment.last + 1, fragment.last,
                                 (Deterministic(link.transmission_time_s(size)),), link.latency_s))
+        if upload is not None and upload.ideal:  # a pure delay, wherever it is added
+            first = hops[0]
+            hops[0] = Hop(first.station, first.first, first.last, first.latencies,
+                          first.delay_s + upload.latency_s)
         exit_blocks = [i for i, b in enumerate(blocks) if b.exit_probability is not None]
         routes.append(Route(
             chain=chain.name, arrival=chain.workload.arrival, hops=tuple(hops),
