@@ -260,10 +260,14 @@ class System:
         """Fragments of the single chain in execution order."""
         return self._single().fragments
 
-    def with_placement(self, placement: Placement, chain: str | None = None) -> System:
-        """The same system with ``chain``'s (default: the only one's) placement replaced."""
+    def with_placement(self, placement: Placement, chain: str | None = None, *,
+                       source: str | None = None) -> System:
+        """The same system with ``chain``'s (default: the only one's) placement
+        replaced, and its source device too when ``source`` is given."""
         target = self._single() if chain is None else self.chain(chain)
-        chains = [replace(c, placement=placement) if c is target else c for c in self.chains]
+        placed = replace(target, placement=placement,
+                         source=target.source if source is None else source)
+        chains = [placed if c is target else c for c in self.chains]
         return System(devices=self.devices, links=self.links, chains=chains)
 
     def chain(self, name: str) -> Chain:

@@ -12,7 +12,7 @@ at the chain's source device, when it has one.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -127,8 +127,16 @@ class Costs:
             for d, first, last in fragments_of(assignment)})
 
     def placed(self, assignment: Sequence[int] | np.ndarray) -> System:
-        """The system with this chain placed by ``assignment``."""
-        return self.system.with_placement(self.placement_of(assignment), self.chain)
+        """The system with this chain placed by ``assignment`` (and its source
+        set, when these costs have one)."""
+        source = None if self.source is None else self.devices[self.source].name
+        return self.system.with_placement(self.placement_of(assignment), self.chain,
+                                          source=source)
+
+    def with_source(self, device: int) -> Costs:
+        """These costs with requests arriving at ``device`` (an index): a
+        placement starting elsewhere uploads each input over a link."""
+        return replace(self, source=int(device))
 
     def latency_s(self, assignment: Sequence[int] | np.ndarray) -> float:
         """Mean end-to-end latency without queueing: each block's compute on its
