@@ -47,8 +47,12 @@ def _domain_path(loc: tuple[Any, ...], err: object) -> str:
     nested = tuple(getattr(err, "path", ()))
     parameter = getattr(err, "parameter", None)
     inner = nested or ((parameter,) if parameter else ())
-    # domain objects name fields as Python does; the file may spell them otherwise
-    return _path(loc + tuple(FILE_NAMES.get(x, x) if isinstance(x, str) else x for x in inner))
+    # domain objects name fields as Python does; the file may spell them otherwise (a link's
+    # source and target are 'from' and 'to'; a chain's source is 'source')
+    full = loc + inner
+    on_link = "links" in full
+    return _path(tuple(x if not isinstance(x, str) or (x in ("source", "target") and not on_link)
+                       else FILE_NAMES.get(x, x) for x in full))
 
 
 def _describe(error: dict) -> str:
