@@ -1,0 +1,112 @@
+"""``edgeperf place``: where to cut a scenario's model and which device runs
+which fragment; prints the decision and what it predicts, and writes the
+placed scenario.
+
+Kept out of cli.py; the optimisers load only when the command runs.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+__all__ = ["place_command"]
+
+_out = Console()
+
+
+def place_command(
+    scenario: Annotated[Path, typer.Argument(help="The scenario whose chain to place.")],
+    method: Annotated[str, typer.Option(help="neurosurgeon, scission, mincut, ilp or "
+                                             "loss-aware.")] = "loss-aware",
+    objective: Annotated[str | None, typer.Option(
+        help="neurosurgeon/scission: latency or energy; ilp: latency, bottleneck or mix.")] = None,
+    weight: Annotated[float | None, typer.Option(help="ilp mix: the latency weight.")] = None,
+    max_utilisation: Annotated[float | None, typer.Option(
+        help="ilp: each device's processing budget (utilisation).")] = None,
+    power: Annotated[str | None, typer.Option(
+        help="energy objective: 'compute_w,transmit_w,idle_w' of the device tier.")] = None,
+    loss_target: Annotated[float | None, typer.Option(
+        help="loss-aware: the largest acceptable loss ratio.")] = None,
+    confirm: Annotated[int | None, typer.Option(
+        help="loss-aware: simulate this many best candidates (default 3; 0: none).")] = None,
+    seed: Annotated[int | None, typer.Option(help="loss-aware: simulation seed.")] = None,
+    chain: Annotated[str | None, typer.Option(help="The chain to place (several chains).")]
+        = None,
+    out: Annotated[Path | None, typer.Option(help="Write the placed scenario here.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+) -> None:
+    """Choose a placement; print it, its predicted metrics, and write the placed scenario."""
+    from .io import load_scenario
+    from .placement import place, write_placed_scenario
+    from .queueing import DecompositionEvaluator
+
+    options = {"objective": objective, "weight": weight, "max_utilisation": max_utilisation,
+               "power": None if power is None else _power(power), "loss_target": loss_target,
+               "confirm": confirm, "seed": seed}
+    if method == "loss-aware":
+        options["progress"] = _progress() if sys.stderr.isatty() and not as_json else None
+    decision = place(load_scenario(scenario), method, chain=chain, **options)
+    evaluator = DecompositionEvaluator()
+    try:
+        evaluator.supports(decision.system)
+        predicted = evaluator.evaluate(decision.system).to_dict()
+    except ValueError as err:  # UnsupportedModelError: the simulator can still run it
+        predicted = {"unsupported": str(err)}
+    if out is not None:
+        write_placed_scenario(scenario, decision, out)
+    result = dict(decision.to_dict(), predicted=predicted,
+                  out=None if out is None else str(out))
+    if as_json:
+        print(json.dumps(result, default=float))
+        return
+    _print(result)
+
+
+def _power(text: str):  # noqa: ANN202 - a PowerModel
+    from . import _validation as v
+    from .placement import PowerModel
+
+    try:
+        values = [float(x) for x in text.split(",")]
+    except ValueError:
+        values = []
+    if len(values) not in (2, 3):
+        raise v.fail("place", "power", "'compute_w,transmit_w' or 'compute_w,transmit_w,idle_w'",
+                     text)
+    return PowerModel(*values)
+
+
+def _progress():  # noqa: ANN202 - a callback
+    def show(scored: int) -> None:
+        if scored % 50 == 0:
+            print(f"\rscored {scored} placements", end="", file=sys.stderr, flush=True)
+    return show
+
+
+def _print(result: dict) -> None:
+    table = Table(title=f"{result['method']}: minimises {result['objective']} "
+                        f"(found in {result['solve_time_s'] * 1e3:.1f} ms)")
+    table.add_column("device")
+    table.add_column("blocks")
+    for device, blocks in result["placement"].items():
+        shown = blocks[0] if len(blocks) == 1 else f"{blocks[0]} .. {blocks[-1]} ({len(blocks)})"
+        table.add_row(device, shown)
+    _out.print(table)
+    _out.print(f"objective value {result['value']:.6g}; latency without queueing "
+               f"{result['latency_s']:.6g} s")
+    predicted = result["predicted"]
+    if "unsupported" in predicted:
+        _out.print(f"no analytic prediction: {predicted['unsupported']}")
+    else:
+        _out.print(f"predicted: loss {predicted['loss_probability']:.4g}, throughput "
+                   f"{predicted['throughput']:.5g} 1/s, mean response "
+                   f"{predicted['mean_response_time']:.5g} s")
+    if result["out"]:
+        _out.print(f"placed scenario written to {result['out']}")

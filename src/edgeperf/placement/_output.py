@@ -1,0 +1,64 @@
+"""Writing a placement back as a scenario file that every command accepts."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from .._atomic import atomic_path
+from ..io import load_scenario
+from ..io._files import read_text
+from ._decision import PlacementDecision
+
+__all__ = ["write_placed_scenario"]
+
+
+def write_placed_scenario(scenario: str | Path, decision: PlacementDecision,
+                          out: str | Path) -> Path:
+    """Copy the scenario file ``scenario`` to ``out`` with the decision's
+    placement (and source device) for its chain; file references (profiles,
+    traces) are rewritten relative to ``out``. The copy is read back before it
+    replaces anything, so a bad result never lands."""
+    source, target = Path(scenario), Path(out)
+    data = yaml.safe_load(read_text(source))
+    chain = decision.system.chain(decision.chain)
+    entry = data if "chains" not in data else next(c for c in data["chains"]
+                                                   if c["name"] == decision.chain)
+    entry["placement"] = decision.placement.as_dict()
+    if chain.source is not None:
+        entry["source"] = chain.source
+    _rebase(data, source.parent.resolve(), target.parent.resolve())
+    header = (f"# Placed by edgeperf place --method {decision.method} "
+              f"(objective {decision.objective}) from {source.name}.\n")
+    with atomic_path(target) as tmp:  # relative references resolve the same beside target
+        tmp.write_text(header + yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
+        load_scenario(tmp)
+    return target
+
+
+def _rebase(node: Any, old: Path, new: Path, key: str = "") -> None:
+    """Rewrite relative file references found under ``node`` from ``old`` to ``new``."""
+    if isinstance(node, dict):
+        for k, value in node.items():
+            if isinstance(value, str) and _is_file_field(key, k):
+                node[k] = _moved(value, old, new)
+            elif isinstance(value, dict) and k == "device_profiles":
+                node[k] = {d: _moved(p, old, new) for d, p in value.items()}
+            else:
+                _rebase(value, old, new, k)
+    elif isinstance(node, list):
+        for item in node:
+            _rebase(item, old, new, key)
+
+
+def _is_file_field(parent: str, key: str) -> bool:
+    return (parent == "model" and key == "profile") or (parent == "arrival" and key == "path")
+
+
+def _moved(path: str, old: Path, new: Path) -> str:
+    if Path(path).is_absolute():
+        return path
+    return os.path.relpath(old / path, new)
