@@ -68,6 +68,9 @@ class Costs:
             raise UnsupportedModelError(
                 "The placement methods place one chain at a time; the scenario has "
                 f"{[c.name for c in system.chains]}: name one.")
+        names = [c.name for c in system.chains]
+        if chain is not None and chain not in names:
+            raise v.fail("Costs.of", "chain", f"one of {names}", chain)
         target = system.chains[0] if chain is None else system.chain(chain)
         blocks = target.model.blocks
         laws = [[b.latency_on(d) for d in system.devices] for b in blocks]
@@ -180,9 +183,16 @@ class Costs:
             return "each device runs one contiguous fragment"
         hops = ([(self.source, runs[0][0])] if self.source is not None else []) \
             + [(x[0], y[0]) for x, y in zip(runs, runs[1:])]
-        for i, j in hops:
-            if i != j and self.link(i, j) is None:
+        starts = ([0] if self.source is not None else []) + [first for _, first, _ in runs[1:]]
+        for (i, j), b in zip(hops, starts):
+            if i == j:
+                continue
+            link = self.link(i, j)
+            if link is None:
                 return f"no link {self.devices[i].name}->{self.devices[j].name}"
+            if not link.ideal and self.cut_bytes(b) <= 0:  # the System would refuse it
+                what = "input_bytes" if b == 0 else f"output_bytes of {self.blocks[b - 1]!r}"
+                return f"{what} is 0: nothing to send over {link.name}"
         over = np.flatnonzero(self.memory_bytes(a) > self.memory_limits())
         if len(over):
             d = int(over[0])

@@ -15,9 +15,11 @@ from ._simulate import SimulationEvaluator, simulate, simulate_chains, simulate_
 from ._grid import SweepError, apply_point, grid_points, parse_set
 from ._sweep import run_sweep
 from ._sweep_table import FailedPoint, SweepResult
+from ._timevarying import Piecewise, simulate_timevarying
 
 __all__ = ["simulate", "simulate_chains", "simulate_station", "SimulationEvaluator",
            "ExitTable", "StaticExits", "ThresholdExits", "AssignedExits", "ExitShares",
            "OnlinePolicy", "JobState", "JobOutcome", "SimulationError",
            "run_sweep", "SweepResult", "SweepError", "FailedPoint", "parse_set", "grid_points",
-           "apply_point", "simulate_chain", "replicate_chain"]
+           "apply_point", "simulate_chain", "replicate_chain", "Piecewise",
+           "simulate_timevarying"]
