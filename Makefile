@@ -21,7 +21,10 @@ MODEL    ?= build/digits-resnet32
 # kernel), then two chains sharing devices with bursts (event engine); then a
 # real early-exit network: trained and calibrated on digits (about a minute),
 # profiled on this host, and its accuracy-latency trade-off per threshold; and
-# last the exit thresholds that keep its device's loss under 1% at 500 jobs/s.
+# the exit thresholds that keep its device's loss under 1% at 500 jobs/s; last,
+# the talk's testbed (CEED's profile, from ../shared): the latency-optimal ILP
+# placement against the loss-aware one, written as a scenario and simulated.
+TESTBED ?= examples/scenarios/testbed_ceed.yaml
 run: $(STAMP)
 	$(BIN)/edgeperf analyze $(SCENARIO)
 	$(BIN)/edgeperf simulate $(SCENARIO)
@@ -31,6 +34,11 @@ run: $(STAMP)
 	$(BIN)/edgeperf exits $(MODEL) --profile $(MODEL)/profile.json --plot $(MODEL)/exits.png
 	$(BIN)/edgeperf schedule examples/scenarios/digits_pi.yaml --exit-table $(MODEL)/exit_table.npz \
 		--policy bayes --loss-target 0.01 --simulate
+	@if [ -d ../shared/data/ceed ]; then \
+		$(BIN)/edgeperf place $(TESTBED) --method ilp && \
+		$(BIN)/edgeperf place $(TESTBED) --method loss-aware --out build/testbed-placed.yaml && \
+		$(BIN)/edgeperf simulate build/testbed-placed.yaml; \
+	else echo "make run: ../shared/data/ceed not found, skipping the testbed placement"; fi
 
 # pytest exits 5 when it collected no test: that is a failure, not a pass.
 test: $(STAMP)

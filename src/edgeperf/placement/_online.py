@@ -342,8 +342,8 @@ def _fixed(splitter: ReSplitter, bandwidth: BandwidthTrace, speed: Piecewise, ru
     return int(np.argmin(np.diff(edges) @ curves))
 
 
-def compare_resplitting(system: System | Costs, bandwidth: BandwidthTrace, *, device: int,
-                        server: int, cores: CoresTrace | None = None,
+def compare_resplitting(system: System | Costs, bandwidth: BandwidthTrace, *,
+                        device: int | str, server: int | str, cores: CoresTrace | None = None,
                         scaling: CoreScaling | None = None, hysteresis: float = 0.1,
                         min_dwell_s: float = 10.0, fixed: FixedRule = "mean",
                         oracle: bool = True, duration_s: float, seed: int = 0,
@@ -353,6 +353,9 @@ def compare_resplitting(system: System | Costs, bandwidth: BandwidthTrace, *, de
     the same trace, seeds and jobs (common random numbers), so that what
     re-splitting saves is measured with confidence intervals."""
     costs = system if isinstance(system, Costs) else Costs.of(system)
+    names = [d.name for d in costs.devices]
+    device, server = (names.index(x) if isinstance(x, str) and x in names else x
+                      for x in (device, server))  # names or indices into costs.devices
     if fixed not in ("mean", "initial", "hindsight"):
         raise v.fail("compare_resplitting", "fixed", "one of 'mean', 'initial', 'hindsight'",
                      fixed)
@@ -370,7 +373,6 @@ def compare_resplitting(system: System | Costs, bandwidth: BandwidthTrace, *, de
     if oracle:
         eager = ReSplitter(costs, device, server, scaling=scaling, hysteresis=0.0, min_dwell_s=0.0)
         schedules["oracle"] = eager.decisions(bandwidth, cores, until_s=horizon)
-    names = [d.name for d in costs.devices]
     metrics = {k: simulate_timevarying(
         costs.system, device=names[device], server=names[server], cuts=s.piecewise,
         bandwidth_bps=bandwidth.piecewise, speed=speed, duration_s=horizon,
