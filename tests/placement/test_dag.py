@@ -12,8 +12,7 @@ from edgeperf.dists import Deterministic
 from edgeperf.earlyexit import build
 from edgeperf.exceptions import InvalidParameterError
 from edgeperf.model import DNN, Block, Device, Placement, PoissonArrivals, System, Workload
-from edgeperf.placement import Costs
-from edgeperf.placement._dag import LayerGraph, layer_graph
+from edgeperf.placement import Costs, LayerGraph, layer_graph
 
 
 class Inception(nn.Module):

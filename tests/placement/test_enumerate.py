@@ -13,8 +13,7 @@ import pytest
 from edgeperf.dists import Exponential
 from edgeperf.exceptions import InvalidParameterError
 from edgeperf.model import DNN, Block, Device, Link, Placement, PoissonArrivals, System, Workload
-from edgeperf.placement._costs import Costs
-from edgeperf.placement._enumerate import count_valid, valid_assignments
+from edgeperf.placement import Costs, count_valid, valid_assignments
 
 
 def random_system(seed: int, n_blocks: int = 6, n_devices: int = 4, *, radius: float = 0.6,

@@ -16,9 +16,8 @@ from edgeperf.dists import Exponential
 from edgeperf.exceptions import InfeasibleError, InvalidParameterError
 from edgeperf.model import DNN, Block, Device, Link, Placement, PoissonArrivals, System, Workload
 from edgeperf.placement import _ilp
-from edgeperf.placement._costs import Costs
-from edgeperf.placement._enumerate import valid_assignments
-from edgeperf.placement._ilp import bottleneck_utilisation, ilp, link_utilisation
+from edgeperf.placement import (Costs, bottleneck_utilisation, ilp, link_utilisation,
+                                valid_assignments)
 
 SEEDS = [0, 1, 2, 3, 4, 6, 7]  # seed 5's source cannot hold the chain: tested below
 

@@ -10,8 +10,8 @@ import pytest
 
 from edgeperf.exceptions import InfeasibleError, InvalidParameterError
 from edgeperf.model import ExitTable
-from edgeperf.placement import Costs, ExitOption, exit_options, loss_aware, place
-from edgeperf.placement._enumerate import valid_assignments
+from edgeperf.placement import (Costs, ExitOption, exit_options, loss_aware, place,
+                                valid_assignments)
 from edgeperf.queueing import DecompositionEvaluator
 from edgeperf.sim._network import network_of
 from placement_systems import three_devices

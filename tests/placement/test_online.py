@@ -9,9 +9,8 @@ from edgeperf.dists import Exponential
 from edgeperf.exceptions import InvalidParameterError
 from edgeperf.model import (DNN, Block, Device, Link, Placement, PoissonArrivals, System,
                             Workload)
-from edgeperf.placement import Costs
-from edgeperf.placement import (BandwidthTrace, CoreScaling, CoresTrace, ReSplitter,
-                                        compare_resplitting)
+from edgeperf.placement import (BandwidthTrace, CoreScaling, CoresTrace, Costs, ReSplitter,
+                                compare_resplitting)
 
 N_BLOCKS = 3
 

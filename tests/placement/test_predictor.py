@@ -9,19 +9,18 @@ import re
 
 import numpy as np
 import pytest
+import torch
 
-torch = pytest.importorskip("torch")
 
-from edgeperf.earlyexit import build  # noqa: E402
-from edgeperf.exceptions import InvalidParameterError, NotFittedError  # noqa: E402
-from edgeperf.model import (Device, Link, Placement, PoissonArrivals, System,  # noqa: E402
+from edgeperf.earlyexit import build
+from edgeperf.exceptions import InvalidParameterError, NotFittedError
+from edgeperf.model import (Device, Link, Placement, PoissonArrivals, System,
                             Workload)
-from edgeperf.placement import Costs  # noqa: E402
-from edgeperf.placement._predictor import (LAYER_KINDS, LatencyPredictor, LayerSample,  # noqa: E402
-                                           _configs, held_out_error, predicted_profile,
-                                           samples_from_profile, time_layers)
-from edgeperf.placement._split import neurosurgeon  # noqa: E402
-from edgeperf.profiling import count_flops, measure_profile  # noqa: E402
+from edgeperf.placement import (LAYER_KINDS, Costs, LatencyPredictor, LayerSample,
+                                held_out_error, neurosurgeon, predicted_profile,
+                                samples_from_profile, time_layers)
+from edgeperf.placement._predictor import _configs
+from edgeperf.profiling import count_flops, measure_profile
 
 LAW = {"intercept_s": 5e-6, "s_per_flop": 2e-11, "s_per_input_byte": 1e-9,
        "s_per_output_byte": 5e-10, "s_per_param_byte": 3e-10}

@@ -11,8 +11,7 @@ from edgeperf.exceptions import InvalidParameterError
 from edgeperf.model import (DNN, Block, Device, Link, Placement, PoissonArrivals, System,
                             Workload)
 from edgeperf.queueing import mg1k
-from edgeperf.sim import simulate
-from edgeperf.sim import Piecewise, simulate_timevarying
+from edgeperf.sim import Piecewise, simulate, simulate_timevarying
 
 FIELDS = ("loss_probability", "throughput", "mean_response_time")
 

@@ -102,6 +102,39 @@ class Costs:
     def n_devices(self) -> int:
         return len(self.devices)
 
+    @property
+    def home(self) -> int:
+        """Where requests arrive: the source, else the first fragment's device."""
+        if self.source is not None:
+            return self.source
+        return self.device_index("Costs", "device",
+                                 self.system.chain(self.chain).fragments[0].device)
+
+    def device_index(self, owner: str, parameter: str, name: object) -> int:
+        """The index of device ``name``; an unknown name is ``owner``'s bad ``parameter``."""
+        names = [d.name for d in self.devices]
+        if name not in names:
+            raise v.fail(owner, parameter, f"one of {names}", name)
+        return names.index(name)  # type: ignore[arg-type]
+
+    def servers(self, owner: str, home: int, server: str | None) -> list[int]:
+        """``server`` (a name), or every device with a link from ``home``."""
+        name = self.devices[home].name
+        if server is not None:
+            j = self.device_index(owner, "server", server)
+            if j == home:
+                raise v.fail(owner, "server", f"a device other than the device tier {name!r}",
+                             server)
+            if self.link(home, j) is None:
+                raise InfeasibleError(f"The server {server!r} is unreachable: no link "
+                                      f"{name}->{server}.")
+            return [j]
+        linked = [j for j in range(self.n_devices) if j != home and self.link(home, j)]
+        if not linked:
+            raise InfeasibleError(f"No server for the device tier {name!r}: no link from it to "
+                                  "any other device.")
+        return linked
+
     def link(self, i: int, j: int) -> Link | None:
         return self.system.link_between(self.devices[i].name, self.devices[j].name)
 

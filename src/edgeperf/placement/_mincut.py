@@ -218,25 +218,6 @@ def mincut_graph(graph: LayerGraph, *, edge_speed: float, server_speed: float,
 # ---------------------------------------------------------------- on a scenario
 
 
-def _device_index(costs: Costs, name: str, value: object) -> int:
-    names = [d.name for d in costs.devices]
-    if value not in names:
-        raise v.fail("mincut", name, f"one of {names}", value)
-    return names.index(value)  # type: ignore[arg-type]
-
-
-def _edge_device(costs: Costs, device: str | None) -> int:
-    """The device holding the input: the chain's source, else its first fragment's."""
-    chain = costs.system.chain(costs.chain)
-    if device is None:
-        return _device_index(costs, "device", chain.source or chain.fragments[0].device)
-    edge = _device_index(costs, "device", device)
-    if chain.source is not None and chain.source != device:
-        raise v.fail("mincut", "device", f"the chain's source {chain.source!r} (requests "
-                     "arrive there) or None", device)
-    return edge
-
-
 def _chain_split(costs: Costs, edge: int, server: int) -> MinCutSplit:
     """The chain as a path DAG (input, blocks) split between two devices."""
     n, reach = costs.n_blocks, costs.reach
@@ -266,21 +247,6 @@ def _candidate(costs: Costs, edge: int, server: int) -> tuple[np.ndarray, str | 
     return min(feasible, key=costs.latency_s), broken
 
 
-def _servers(costs: Costs, edge: int, server: str | None) -> list[int]:
-    """The server named, or every device with a link from the edge."""
-    name = costs.devices[edge].name
-    if server is not None:
-        j = _device_index(costs, "server", server)
-        if j == edge or costs.link(edge, j) is None:
-            raise InfeasibleError(f"mincut: no link {name}->{server}.")
-        return [j]
-    servers = [j for j in range(costs.n_devices) if j != edge and costs.link(edge, j) is not None]
-    if not servers:
-        raise InfeasibleError(f"mincut: no link from {name!r} to another device: "
-                              "nothing to split.")
-    return servers
-
-
 def _details(costs: Costs, a: np.ndarray, edge: int, server: int,
              broken: str | None) -> dict[str, Any]:
     k = int(np.sum(a == edge))  # blocks 0..k-1 on the edge
@@ -305,10 +271,10 @@ def mincut(system: System, *, chain: str | None = None, device: str | None = Non
     """
     start = time.perf_counter()
     costs = Costs.of(system, chain)
-    edge = _edge_device(costs, device)
+    edge = costs.home if device is None else costs.device_index("mincut", "device", device)
     costs = costs.with_source(edge)
     results, failures = [], []
-    for j in _servers(costs, edge, server):
+    for j in costs.servers("mincut", edge, server):
         try:
             results.append((*_candidate(costs, edge, j), j))
         except InfeasibleError as err:
@@ -318,7 +284,7 @@ def mincut(system: System, *, chain: str | None = None, device: str | None = Non
     a, broken, j = min(results, key=lambda r: costs.latency_s(r[0]))
     latency = costs.latency_s(a)
     return PlacementDecision(method="mincut", system=costs.placed(a), chain=costs.chain,
-                             assignment=tuple(int(x) for x in a), objective="latency_s",
+                             assignment=tuple(int(x) for x in a), objective="latency",
                              value=latency, latency_s=latency,
                              solve_time_s=time.perf_counter() - start,
                              details=_details(costs, a, edge, j, broken))

@@ -82,15 +82,6 @@ def device_seconds(costs: Costs, assignment: Sequence[int] | np.ndarray,
 # --------------------------------------------------------------------------- checks
 
 
-def _costs(owner: str, system: System, chain: str | None) -> Costs:
-    if not isinstance(system, System):
-        raise v.fail(owner, "system", "a System", system)
-    names = [c.name for c in system.chains]
-    if chain is not None and chain not in names:
-        raise v.fail(owner, "chain", f"one of {names}", chain)
-    return Costs.of(system, chain)
-
-
 def _objective(owner: str, costs: Costs, objective: str, power: PowerModel | None,
                device: int) -> Callable[[np.ndarray], float]:
     if objective not in _OBJECTIVES:
@@ -102,21 +93,6 @@ def _objective(owner: str, costs: Costs, objective: str, power: PowerModel | Non
     if power is None:
         raise v.fail(owner, "power", "a PowerModel when objective is 'energy'", None)
     return lambda a: power.energy_j(costs, a, device)
-
-
-def _device_index(owner: str, costs: Costs, name: str, value: object) -> int:
-    names = [d.name for d in costs.devices]
-    if value not in names:
-        raise v.fail(owner, name, f"one of {names}", value)
-    return names.index(value)  # type: ignore[arg-type]
-
-
-def _home(costs: Costs) -> int:
-    """The chain's source device, else the device of its first fragment."""
-    if costs.source is not None:
-        return costs.source
-    chain = costs.system.chain(costs.chain)
-    return [d.name for d in costs.devices].index(chain.fragments[0].device)
 
 
 def _infeasible(what: str, reasons: Sequence[str]) -> InfeasibleError:
@@ -154,11 +130,11 @@ def neurosurgeon(system: System, *, chain: str | None = None, device: str | None
     (server -> {cut: reason}) and ``evaluated`` (cuts tried).
     """
     start, owner = time.perf_counter(), "neurosurgeon"
-    costs = _costs(owner, system, chain)
-    home = _home(costs) if device is None else _device_index(owner, costs, "device", device)
+    costs = Costs.of(system, chain)
+    home = costs.home if device is None else costs.device_index(owner, "device", device)
     costs = costs.with_source(home)
     score = _objective(owner, costs, objective, power, home)
-    servers = _servers(owner, costs, home, server)
+    servers = costs.servers(owner, home, server)
     curve, infeasible, best = _sweep(costs, home, servers, score)
     if best is None:
         reasons = [r for per in infeasible.values() for r in per.values()]
@@ -199,24 +175,6 @@ def _two_tier(costs: Costs, device: int, server: int, cut: int) -> np.ndarray:
     return np.array([device] * cut + [server] * (costs.n_blocks - cut))
 
 
-def _servers(owner: str, costs: Costs, home: int, server: str | None) -> list[int]:
-    name = costs.devices[home].name
-    if server is not None:
-        s = _device_index(owner, costs, "server", server)
-        if s == home:
-            raise v.fail(owner, "server", f"a device other than the device tier {name!r}",
-                         server)
-        if costs.link(home, s) is None:
-            raise InfeasibleError(f"The server {server!r} is unreachable: no link "
-                                  f"{name}->{server}.")
-        return [s]
-    linked = [j for j in range(costs.n_devices) if j != home and costs.link(home, j) is not None]
-    if not linked:
-        raise InfeasibleError(f"No server for the device tier {name!r}: no link from it to "
-                              "any other device.")
-    return linked
-
-
 # --------------------------------------------------------------------------- Scission
 
 
@@ -240,9 +198,9 @@ def scission(system: System, *, chain: str | None = None, tiers: Sequence[str] |
     many of them broke a rule).
     """
     start, owner = time.perf_counter(), "scission"
-    costs = _costs(owner, system, chain)
+    costs = Costs.of(system, chain)
     fixed = _fixed_tiers(owner, costs, tiers)
-    home = _home(costs) if fixed is None else fixed[0]
+    home = costs.home if fixed is None else fixed[0]
     costs = costs.with_source(home)
     score = _objective(owner, costs, objective, power, home)
     best: tuple[float, tuple[int, ...], tuple[int, ...]] | None = None
@@ -278,7 +236,7 @@ def _fixed_tiers(owner: str, costs: Costs, tiers: Sequence[str] | None) -> list[
     if isinstance(tiers, str) or not isinstance(tiers, Sequence) or not 1 <= len(tiers) <= 3 \
             or len(set(tiers)) != len(tiers):
         raise v.fail(owner, "tiers", rule, tiers)
-    return [_device_index(owner, costs, "tiers", t) for t in tiers]
+    return [costs.device_index(owner, "tiers", t) for t in tiers]
 
 
 def _tier_options(costs: Costs, home: int, fixed: list[int] | None) -> list[tuple[int, ...]]:
