@@ -6,8 +6,10 @@ import json
 from pathlib import Path
 
 import pytest
+import yaml
 
 from cli_helpers import assert_one_error_line, run
+from exit_problems import synthetic_table
 
 REPO = Path(__file__).parents[1]
 PI_SERVER = str(REPO / "examples" / "scenarios" / "pi_server.yaml")
@@ -34,6 +36,29 @@ def test_the_table_names_devices_and_blocks(capsys):
                           "bottleneck")
     assert code == 0
     assert "ilp: minimises bottleneck" in stdout and "predicted: loss" in stdout
+
+
+def test_loss_aware_chooses_the_exit_policy_from_a_table(capsys, tmp_path):
+    table = tmp_path / "t.npz"
+    synthetic_table().save(table)
+    blocks = [{"name": f"b{i}", "latency": {"kind": "gamma", "shape": 4, "mean": 0.002},
+               "output_bytes": 1000, **({"exit": {"probability": 0.0}} if i < 3 else {})}
+              for i in range(4)]
+    scenario = tmp_path / "s.yaml"
+    scenario.write_text(yaml.safe_dump({
+        "workload": {"arrival": {"process": "poisson", "rate": 200.0}}, "model": {"blocks": blocks},
+        "devices": [{"name": "pi", "capacity": 8}, {"name": "edge", "capacity": 8}],
+        "links": [{"from": "pi", "to": "edge", "bandwidth_bps": 1e8, "capacity": 8}],
+        "placement": {"pi": ["b0", "b1", "b2", "b3"]}}))
+    code, stdout, err = run(capsys, "place", str(scenario), "--method", "loss-aware",
+                            "--exit-table", str(table), "--loss-target", "0.01",
+                            "--confirm", "0", "--json")
+    assert code == 0, err
+    result = json.loads(stdout)
+    option = result["details"]["exit_option"]
+    assert result["objective"] == "accuracy" and result["value"] == option["accuracy"]
+    assert result["predicted"]["loss_probability"] <= 0.01
+    assert 0.5 <= float(option["label"].split(",")[0]) <= 1.0
 
 
 @pytest.mark.parametrize("extra, pattern", [

@@ -34,6 +34,10 @@ def place_command(
         help="energy objective: 'compute_w,transmit_w,idle_w' of the device tier.")] = None,
     loss_target: Annotated[float | None, typer.Option(
         help="loss-aware: the largest acceptable loss ratio.")] = None,
+    exit_table: Annotated[Path | None, typer.Option(
+        help="loss-aware: the model's exit table; the exit policy is chosen too, among one "
+             "shared threshold per exit from 0.5 to 1 (then accuracy is maximised within "
+             "--loss-target).")] = None,
     confirm: Annotated[int | None, typer.Option(
         help="loss-aware: simulate this many best candidates (default 3; 0: none).")] = None,
     seed: Annotated[int | None, typer.Option(help="loss-aware: simulation seed.")] = None,
@@ -50,9 +54,12 @@ def place_command(
     options = {"objective": objective, "weight": weight, "max_utilisation": max_utilisation,
                "power": None if power is None else _power(power), "loss_target": loss_target,
                "confirm": confirm, "seed": seed}
+    system = load_scenario(scenario)
     if method == "loss-aware":
         options["progress"] = _progress() if sys.stderr.isatty() and not as_json else None
-    decision = place(load_scenario(scenario), method, chain=chain, **options)
+    if exit_table is not None:
+        options["options"] = _exit_options(exit_table, system, chain)
+    decision = place(system, method, chain=chain, **options)
     evaluator = DecompositionEvaluator()
     try:
         evaluator.supports(decision.system)
@@ -83,6 +90,19 @@ def _power(text: str):  # noqa: ANN202 - a PowerModel
     return PowerModel(*values)
 
 
+def _exit_options(path: Path, system, chain: str | None):  # noqa: ANN001, ANN202
+    """Exit options of a shared threshold per exit, 0.5 to 1 in steps of 0.05."""
+    import numpy as np
+
+    from .model import ExitTable
+    from .placement import exit_options
+
+    table = ExitTable.load(path)
+    model = (system.chains[0] if chain is None else system.chain(chain)).model
+    grid = np.round(np.arange(0.5, 1.0001, 0.05), 2)
+    return exit_options(table, model, np.repeat(grid[:, None], table.n_exits - 1, axis=1))
+
+
 def _progress():  # noqa: ANN202 - a callback
     def show(scored: int) -> None:
         if scored % 50 == 0:
@@ -101,6 +121,9 @@ def _print(result: dict) -> None:
     _out.print(table)
     _out.print(f"objective value {result['value']:.6g}; latency without queueing "
                f"{result['latency_s']:.6g} s")
+    option = result["details"].get("exit_option")
+    if option:
+        _out.print(f"exit thresholds {option['label']}: accuracy {option['accuracy']:.4f}")
     predicted = result["predicted"]
     if "unsupported" in predicted:
         _out.print(f"no analytic prediction: {predicted['unsupported']}")

@@ -142,7 +142,8 @@ def test_unknown_device_and_server_names():
         neurosurgeon(two_tier(), server="phone")
     with pytest.raises(InvalidParameterError, match=r"'chain' parameter .* Got 'other'"):
         neurosurgeon(two_tier(), chain="other")
-    with pytest.raises(InvalidParameterError, match="^The 'system' parameter of Costs.of must be a System"):
+    with pytest.raises(InvalidParameterError,
+                       match="^The 'system' parameter of Costs.of must be a System"):
         neurosurgeon("pi_server.yaml")  # type: ignore[arg-type]
 
 

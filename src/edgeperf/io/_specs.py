@@ -177,7 +177,8 @@ class ModelSpec(_Spec):
             return profile.to_dnn(self.exits, others)
         except InvalidParameterError as err:
             given = getattr(err, "parameter", None)
-            err.path = ("device_profiles" if given == "device_profiles" else "exits",)  # type: ignore[attr-defined]
+            field = "device_profiles" if given == "device_profiles" else "exits"
+            err.path = (field,)  # type: ignore[attr-defined]
             raise
 
     def _profile(self, path: str, where: tuple[str, ...]):  # noqa: ANN202 - a Profile

@@ -237,9 +237,10 @@ class Costs:
         """Raise InfeasibleError when no placement can exist: a block fits in no
         device's memory."""
         limits = self.memory_limits()
+        need = self.param_bytes + self.activation_bytes
         for b in range(self.n_blocks):
-            if not np.any(self.param_bytes[b] + self.activation_bytes[b] <= limits):
+            if not np.any(need[b] <= limits):
                 raise InfeasibleError(
-                    f"Block {self.blocks[b]!r} needs {int(self.param_bytes[b] + self.activation_bytes[b])} "
-                    f"bytes (weights and activations); no device has that much memory "
-                    f"(largest: {int(limits.max())}).")
+                    f"Block {self.blocks[b]!r} needs {int(need[b])} bytes (weights and "
+                    f"activations); no device has that much memory (largest: "
+                    f"{int(limits.max())}).")

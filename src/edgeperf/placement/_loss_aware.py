@@ -13,9 +13,10 @@ Search (documented in ``docs/background/placement.md``):
 * **exhaustive** when the valid placements number at most ``exhaustive_limit``;
 * otherwise **ILP seeds, then local search**: the ILP's latency, bottleneck
   and mixed optima, the all-on-source placement and ``restarts`` random valid
-  placements (seeded) each start a first-improvement hill climb over moves that shift a fragment boundary by one block, move a
-  fragment to an unused device, split a fragment onto an unused device, or
-  merge two neighbouring fragments. Scores are memoised per placement.
+  placements (seeded) each start a first-improvement hill climb over moves
+  that shift a fragment boundary by one block, move a fragment to an unused
+  device, split a fragment onto an unused device, or merge two neighbouring
+  fragments. Scores are memoised per placement.
 
 Scores: without a loss target, the least loss wins and placements within
 ``loss_tolerance`` of it tie, broken by mean response time (so that at light
