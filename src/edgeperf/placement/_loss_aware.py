@@ -14,9 +14,10 @@ Search (documented in ``docs/background/placement.md``):
 * otherwise **ILP seeds, then local search**: the ILP's latency, bottleneck
   and mixed optima, the all-on-source placement and ``restarts`` random valid
   placements (seeded) each start a first-improvement hill climb over moves
-  that shift a fragment boundary by one block, move a fragment to an unused
-  device, split a fragment onto an unused device, or merge two neighbouring
-  fragments. Scores are memoised per placement.
+  that shift a fragment boundary by one block, slide a fragment by one block
+  (both its boundaries), move a fragment to an unused device, split a
+  fragment onto an unused device, or merge two neighbouring fragments. Scores
+  are memoised per placement.
 
 Scores: without a loss target, the least loss wins and placements within
 ``loss_tolerance`` of it tie, broken by mean response time (so that at light
@@ -284,6 +285,12 @@ def _moves(a: tuple[int, ...], n_devices: int) -> Iterable[tuple[int, ...]]:
             yield a[:first] + (other,) * (last - first + 1) + a[last + 1:]  # move the fragment
             for cut in range(first + 1, last + 1):  # split it onto an unused device
                 yield a[:cut] + (other,) * (last - cut + 1) + a[last + 1:]
+    for k in range(1, len(runs) - 1):  # slide an inner run by one block, keeping its size
+        (dp, fp, lp), (d, first, last), (dn, fn, ln) = runs[k - 1], runs[k], runs[k + 1]
+        if lp > fp:
+            yield a[:first - 1] + (d,) + a[first:last] + (dn,) + a[last + 1:]
+        if ln > fn:
+            yield a[:first] + (dp,) + a[first + 1:last + 1] + (d,) + a[last + 2:]
     for k in range(len(runs) - 1):  # merge run k + 1 into run k, and k into k + 1
         (d0, f0, l0), (d1, f1, l1) = runs[k], runs[k + 1]
         yield a[:f1] + (d0,) * (l1 - f1 + 1) + a[l1 + 1:]
