@@ -140,3 +140,11 @@ def test_an_option_must_name_the_model_exits():
 def test_bad_parameters(kwargs, message):
     with pytest.raises(InvalidParameterError, match=exactly(message)):
         loss_aware(three_devices(), **kwargs)
+
+
+def test_moves_slide_a_fragment_both_ways():
+    from edgeperf.placement._loss_aware import _moves
+
+    moves = set(_moves((0, 0, 1, 2, 2), n_devices=4))
+    assert {(0, 1, 2, 2, 2), (0, 0, 0, 1, 2)} <= moves  # slid left, slid right
+    assert (0, 0, 3, 2, 2) in moves and (0, 0, 1, 1, 2) in moves  # moved, boundary shifted
