@@ -18,6 +18,7 @@ from rich.table import Table
 from ._cmd_chainnet import import_chainnet_command
 from ._cmd_earlyexit import exits_command, profile_command, train_exits_command
 from ._cmd_place import place_command
+from ._cmd_runtime import run_command, worker_command
 from ._cmd_schedule import schedule_command
 from ._cmd_sweep import sweep
 from .exceptions import EdgePerfError
@@ -229,6 +230,8 @@ app.command("exits")(exits_command)
 app.command("profile")(profile_command)
 app.command("schedule")(schedule_command)
 app.command("place")(place_command)
+app.command("run")(run_command)
+app.command("worker")(worker_command)
 
 
 def main(argv: list[str] | None = None) -> None:

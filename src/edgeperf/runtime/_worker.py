@@ -32,8 +32,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import typer
-
 from .. import _validation as v
 from ..exceptions import EdgePerfError, UnsupportedModelError
 from ..sim._policy import JobOutcome, JobState
@@ -203,6 +201,9 @@ class Worker:
     # -------------------------------------------------------------- compute
 
     def _compute(self) -> None:
+        import torch
+
+        torch.set_num_threads(self.spec.threads)  # thread settings are per thread in OpenMP
         while True:
             with self._cond:
                 while not self._jobs and not self._stop.is_set():
@@ -310,9 +311,10 @@ class Worker:
             if beats and time.monotonic() >= due:
                 _send(sock, self._heartbeat(), self._stop)
                 due = time.monotonic() + period
+            # the heartbeat pump wakes when a beat is due; a plain pump just polls for stop
+            wait = min(0.05, max(0.0, due - time.monotonic())) if beats else 0.05
             try:
-                _send(sock, box.get(timeout=min(0.05, max(0.0, due - time.monotonic()))),
-                      self._stop)
+                _send(sock, box.get(timeout=wait), self._stop)
             except queue.Empty:
                 if self._stop.is_set():
                     break
@@ -425,19 +427,6 @@ def main(argv: list[str] | None = None) -> int:
         print(f"edgeperf worker: {err}", file=sys.stderr)
         return 2
     return 0
-
-
-def worker_command(
-        deployment: Path = typer.Option(..., "--deployment", help="The deployment JSON file."),
-        device: str = typer.Option(..., "--device", help="The device whose fragment to run."),
-        bind: str | None = typer.Option(None, "--bind", help="Address to bind (default: the "
-                                        "deployment's)."),
-) -> None:
-    """Run one device's worker of a deployment until SIGTERM or Ctrl-C."""
-    code = main(["--deployment", str(deployment), "--device", device,
-                 *(["--bind", bind] if bind else [])])
-    if code:
-        raise typer.Exit(code)
 
 
 if __name__ == "__main__":

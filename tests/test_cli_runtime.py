@@ -1,0 +1,67 @@
+"""``edgeperf run``: a short real run printed next to its twin; bad input is one line."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import psutil
+import pytest
+
+from cli_helpers import assert_one_error_line, run
+
+sys.path.insert(0, str(Path(__file__).parent / "runtime"))
+from runtime_helpers import make_model_dir, write_scenario  # noqa: E402
+
+BLOCKS = ["stem", "s1b0", "s1b1", "s1b2", "s1b3", "s1b4", "s2b0", "s2b1", "s2b2", "s2b3",
+          "s2b4", "s3b0", "s3b1", "s3b2", "s3b3", "s3b4"]
+
+
+@pytest.fixture(scope="module")
+def scenario(tmp_path_factory):
+    """One device holding the whole tiny model, lightly loaded."""
+    folder = tmp_path_factory.mktemp("cli-run")
+    model = make_model_dir(folder / "model")
+    return write_scenario(folder, model, rate=20.0,
+                          devices=[{"name": "edge", "capacity": 5, "speed": 0.5}],
+                          placement={"edge": BLOCKS})
+
+
+def test_run_prints_measured_analytic_and_simulated(capsys, scenario, tmp_path):
+    out_file = tmp_path / "twin.json"
+    code, out, err = run(capsys, "run", str(scenario), "--duration", "3", "--jobs", "2000",
+                         "--threshold", "0.5", "--json", "--out", str(out_file))
+    assert code == 0, err
+    report = json.loads(out)
+    assert json.loads(out_file.read_text()) == report
+    for source in ("measured", "analytic", "simulated"):
+        assert {"loss_probability", "throughput", "mean_response_time", "p95_response_time",
+                "accuracy"} <= set(report[source])
+    counts = report["run"]["counts"]
+    assert counts["offered"] == counts["completed"] + counts["dropped"] > 0
+    assert set(report["relative_error"]) == {"analytic", "simulated"}
+    assert report["exit_policy"]["thresholds"] == [0.5] * 11
+    assert psutil.Process().children(recursive=True) == []
+
+
+def test_run_table(capsys, scenario):
+    code, out, err = run(capsys, "run", str(scenario), "--duration", "1", "--jobs", "1000")
+    assert code == 0, err
+    assert "measured" in out and "analytic" in out and "simulated" in out
+
+
+def test_bad_scenario_is_one_line(capsys, tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("devices: [\n")
+    assert_one_error_line(*run(capsys, "run", str(bad), "--duration", "1"),
+                          ".*bad.yaml: is not valid YAML or JSON.*")
+
+
+def test_bad_options_are_one_line(capsys, scenario):
+    assert_one_error_line(*run(capsys, "run", str(scenario), "--duration", "0"),
+                          "The 'duration' parameter of run must be a finite number > 0.*")
+    assert_one_error_line(*run(capsys, "run", str(scenario), "--policy", "nope"),
+                          "The 'policy' parameter of run must be one of the online .*nope.*")
+    assert_one_error_line(*run(capsys, "run", str(scenario), "--model", str(scenario.parent)),
+                          ".*a trained model folder holding .*missing.*")
