@@ -3,27 +3,22 @@
 from __future__ import annotations
 
 import json
-import sys
-from pathlib import Path
 
 import psutil
 import pytest
 
 from cli_helpers import assert_one_error_line, run
-
-sys.path.insert(0, str(Path(__file__).parent / "runtime"))
-from runtime_helpers import make_model_dir, write_scenario  # noqa: E402
+from runtime_helpers import write_scenario
 
 BLOCKS = ["stem", "s1b0", "s1b1", "s1b2", "s1b3", "s1b4", "s2b0", "s2b1", "s2b2", "s2b3",
           "s2b4", "s3b0", "s3b1", "s3b2", "s3b3", "s3b4"]
 
 
 @pytest.fixture(scope="module")
-def scenario(tmp_path_factory):
+def scenario(tmp_path_factory, tiny_model):
     """One device holding the whole tiny model, lightly loaded."""
     folder = tmp_path_factory.mktemp("cli-run")
-    model = make_model_dir(folder / "model")
-    return write_scenario(folder, model, rate=20.0,
+    return write_scenario(folder, tiny_model, rate=20.0,
                           devices=[{"name": "edge", "capacity": 5, "speed": 0.5}],
                           placement={"edge": BLOCKS})
 
