@@ -76,7 +76,7 @@ def run_command(
     from .io import load_scenario
     from .runtime._orchestrator import run_deployment
     from .runtime._plan import plan_deployment
-    from .runtime._twin import twin_report
+    from .runtime._twin import measured_calibration, twin_report
 
     v.positive("run", "duration", duration)
     system = load_scenario(scenario)
@@ -86,7 +86,8 @@ def run_command(
     deployment = plan_deployment(system, folder, scenario_path=scenario, thresholds=spec)
     result = run_deployment(deployment, duration_s=duration, seed=seed, warmup=warmup,
                             progress=sys.stderr.isatty() and not as_json)
-    report = twin_report(system, deployment, result, jobs=jobs, seed=seed)
+    report = twin_report(system, deployment, result, jobs=jobs, seed=seed,
+                         calibration=measured_calibration(result))
     if out is not None:
         write_text_atomic(out, json.dumps(report, indent=1) + "\n")
     if as_json:

@@ -74,6 +74,8 @@ class Ledger:
         self.accepted: dict[Id, tuple[float, str]] = {}   # latest accept per id
         self.reached: dict[Id, set[str]] = {}              # stations that saw each id
         self.heartbeats: dict[str, tuple[float, dict[str, int]]] = {}
+        #: per station, the workers' CPU seconds and their profile's seconds
+        self.work: dict[str, dict[str, float]] = {}
         self.malformed = 0
         self.duplicates = 0
         self.changes = 0  # bumped on every record but heartbeats: the drain watches it
@@ -85,6 +87,8 @@ class Ledger:
         with self._lock:
             if kind == "heartbeat":
                 self.heartbeats[header["station"]] = (time.time(), dict(header["counters"]))
+                if isinstance(header.get("work"), dict):
+                    self.work[header["station"]] = dict(header["work"])
                 return
             self.changes += 1
             if kind == "accept":

@@ -61,13 +61,15 @@ class RunResult:
     malformed: int
     duplicates: int
     exit_names: tuple[str, ...] = field(default=())
+    #: per device, CPU seconds of its jobs and the profile's seconds for them
+    work: dict[str, dict[str, float]] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return {"metrics": self.metrics.to_dict(), "counts": dict(self.counts),
                 "drops": self.drops, "failures": [asdict(f) for f in self.failures],
                 "load": asdict(self.load), "duration_s": self.duration_s,
                 "warmup_s": self.warmup_s, "malformed": self.malformed,
-                "duplicates": self.duplicates}
+                "duplicates": self.duplicates, "work": self.work}
 
 
 class _Workers:
@@ -248,7 +250,8 @@ def run_deployment(deployment: Deployment, *, duration_s: float, seed: int = 0,
     return RunResult(metrics=ledger.metrics(generator.offered, window), counts=counts,
                      drops=ledger.drops_by(), failures=tuple(watch.failures), load=report,
                      duration_s=duration_s, warmup_s=share * duration_s,
-                     malformed=ledger.malformed, duplicates=ledger.duplicates, exit_names=exits)
+                     malformed=ledger.malformed, duplicates=ledger.duplicates, exit_names=exits,
+                     work=dict(ledger.work))
 
 
 def _stations(deployment: Deployment) -> list[tuple[str, int]]:

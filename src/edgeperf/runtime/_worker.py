@@ -73,6 +73,26 @@ class _Counters:
             return dict(self._n)
 
 
+class _Work:
+    """CPU seconds the jobs took here, beside what the profile says for the
+    blocks they ran: their ratio tells the twin how much dearer this
+    fragment runs than its profile (heartbeats carry both)."""
+
+    def __init__(self, block_s: list[float]) -> None:
+        self._lock = threading.Lock()
+        self._block_s = block_s
+        self.cpu_s = self.profile_s = 0.0
+
+    def add(self, cpu_s: float, first: int, last: int) -> None:
+        with self._lock:
+            self.cpu_s += cpu_s
+            self.profile_s += sum(self._block_s[first:last + 1])
+
+    def snapshot(self) -> dict[str, float]:
+        with self._lock:
+            return {"cpu_s": self.cpu_s, "profile_s": self.profile_s}
+
+
 class Worker:
     """The worker of ``device``: loads its fragment (and online policy) at
     construction, so a bad deployment fails before any socket opens."""
@@ -88,6 +108,7 @@ class Worker:
             raise v.fail("WorkerSpec", "next", "an address for a fragment that is not the last",
                          None)
         self.thresholds = _thresholds(deployment.exit_policy, self.fragment.n_exits)
+        self.work = _Work(_profile_block_s(deployment.model_dir))
         self.policy, self.table = _online_policy(deployment, self.spec, self.fragment)
         self.counters = _Counters()
         self._cond = threading.Condition()
@@ -227,10 +248,14 @@ class Worker:
         exit_ = header["exit"]
         if self.policy is not None and exit_ is None:
             exit_ = self._decide(job, waiting, recent)
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), time.thread_time()
         activation, outputs = self.fragment.run(job.message.tensor(),
                                                 lambda out: self._leaves(out, exit_))
-        self._stretch(time.perf_counter() - start)
+        cpu = time.thread_time() - cpu
+        left = activation is None  # at the last exit it reached
+        ran = self.fragment.net.exit_blocks[outputs[-1].exit] if left else self.spec.last
+        self.work.add(cpu, self.spec.first, ran)
+        self._stretch(time.perf_counter() - start, cpu)
         if activation is None:  # it left at the last exit it reached
             self._complete(job, outputs[-1])
         else:
@@ -244,10 +269,16 @@ class Worker:
             return out.exit >= exit_
         return bool(self.thresholds) and out.confidence >= self.thresholds[out.exit]
 
-    def _stretch(self, took_s: float) -> None:
-        """Hold the job as long as this device (``speed`` <= 1) would take longer."""
-        if self.spec.speed < 1.0:
-            self._stop.wait(took_s * (1.0 / self.spec.speed - 1.0))
+    def _stretch(self, wall_s: float, cpu_s: float) -> None:
+        """Hold the job until this device (``speed`` <= 1) would have finished:
+        the work done, divided by the speed. With one torch thread the work is
+        this thread's CPU time, which leaves out the time other workers on this
+        host took the core (real devices do not share it); with several, the
+        CPU time misses the helper threads, so the wall time stands in."""
+        if self.spec.speed >= 1.0:
+            return
+        work = cpu_s if self.spec.threads == 1 else wall_s
+        self._stop.wait(max(0.0, work / self.spec.speed - wall_s))
 
     def _complete(self, job: _Job, out: ExitOutput) -> None:
         h, now = job.message.header, time.time()
@@ -300,7 +331,7 @@ class Worker:
 
     def _heartbeat(self) -> list[bytes]:
         return encode({"kind": "heartbeat", "t": time.time(), "station": self.station,
-                       "counters": self.counters.snapshot()})
+                       "counters": self.counters.snapshot(), "work": self.work.snapshot()})
 
     def _pump(self, sock: Any, box: queue.Queue[list[bytes]], beats: bool) -> None:
         """Send what ``box`` holds (and heartbeats, if ``beats``); after stop,
@@ -323,6 +354,13 @@ class Worker:
 
 
 # ----------------------------------------------------------------- helpers
+
+def _profile_block_s(model_dir: str) -> list[float]:
+    """Each block's mean latency (with its exit head) in the model's profile."""
+    from ..profiling import load_profile
+
+    return [b.law.mean for b in load_profile(Path(model_dir) / "profile.json").blocks]
+
 
 def _socket(ctx: Any, kind: int, owned: list[Any], connect: str | None = None) -> Any:
     sock = ctx.socket(kind)
