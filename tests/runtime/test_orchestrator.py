@@ -55,9 +55,11 @@ def test_overload_conserves_requests_and_drops_at_the_bottleneck(overloaded):
 
 
 def test_a_killed_worker_is_restarted_and_its_jobs_end_as_worker_failed(overloaded):
-    result = run_deployment(overloaded, duration_s=4.0, seed=2, faults=[(1.5, "b")])
+    result = run_deployment(overloaded, duration_s=6.0, seed=2, faults=[(1.5, "b")])
     _no_children()
     _conserved(result)
     assert [f.station for f in result.failures] == ["b"]
     assert "exited" in result.failures[0].why
     assert result.drops["b"].get("worker failed", 0) >= 1
+    # the restarted worker's books start at zero: CPU time in them means it served again
+    assert result.work["b"]["cpu_s"] > 0
