@@ -23,7 +23,9 @@ MODEL    ?= build/digits-resnet32
 # profiled on this host, and its accuracy-latency trade-off per threshold; and
 # the exit thresholds that keep its device's loss under 1% at 500 jobs/s; last,
 # the talk's testbed (CEED's profile, from ../shared): the latency-optimal ILP
-# placement against the loss-aware one, written as a scenario and simulated.
+# placement against the loss-aware one, written as a scenario and simulated; and
+# the trained network split over two emulated devices, run for real for 20 s
+# beside its twin.
 TESTBED ?= examples/scenarios/testbed_ceed.yaml
 run: $(STAMP)
 	$(BIN)/edgeperf analyze $(SCENARIO)
@@ -39,6 +41,7 @@ run: $(STAMP)
 		$(BIN)/edgeperf place $(TESTBED) --method loss-aware --out build/testbed-placed.yaml && \
 		$(BIN)/edgeperf simulate build/testbed-placed.yaml; \
 	else echo "make run: ../shared/data/ceed not found, skipping the testbed placement"; fi
+	$(BIN)/edgeperf run examples/scenarios/digits_split.yaml --duration 20
 
 # pytest exits 5 when it collected no test: that is a failure, not a pass.
 test: $(STAMP)
