@@ -36,7 +36,7 @@ def _model_dir(scenario: Path) -> Path:
 
 
 def _policy(threshold: float | None, policy: str | None, loss_target: float,
-            n_exits: int) -> Any:
+            n_exits: int, lookup: Path | None = None) -> Any:
     from . import _validation as v
     from .runtime import ExitPolicySpec
 
@@ -48,7 +48,8 @@ def _policy(threshold: float | None, policy: str | None, loss_target: float,
     if threshold is not None or policy not in ONLINE:
         raise v.fail("run", "policy", f"one of the online policies {list(ONLINE)}, without "
                      "--threshold", policy)
-    return ExitPolicySpec(kind="online", policy=policy, loss_target=loss_target)
+    options = {} if lookup is None else {"lookup": str(lookup.resolve())}
+    return ExitPolicySpec(kind="online", policy=policy, loss_target=loss_target, options=options)
 
 
 def run_command(
@@ -59,7 +60,10 @@ def run_command(
     threshold: Annotated[float | None, typer.Option(
         help="One threshold for every non-final exit (default 0.9).")] = None,
     policy: Annotated[str | None, typer.Option(
-        help="An online exit policy instead: knapsack or ucb.")] = None,
+        help="An online exit policy instead: knapsack, ucb, lp_lookup or bayes_lookup.")]
+        = None,
+    lookup: Annotated[Path | None, typer.Option(
+        help="bayes_lookup: a saved BayesLookup (JSON).")] = None,
     loss_target: Annotated[float, typer.Option(help="The online policy's loss target.")]
         = 0.01,
     seed: Annotated[int, typer.Option(help="Seed of the arrivals and the simulation.")] = 0,
@@ -82,7 +86,7 @@ def run_command(
     system = load_scenario(scenario)
     folder = model if model is not None else _model_dir(scenario)
     n_exits = 1 + sum(b.exit_probability is not None for b in system.chains[0].model.blocks)
-    spec = _policy(threshold, policy, loss_target, n_exits)
+    spec = _policy(threshold, policy, loss_target, n_exits, lookup)
     deployment = plan_deployment(system, folder, scenario_path=scenario, thresholds=spec)
     result = run_deployment(deployment, duration_s=duration, seed=seed, warmup=warmup,
                             progress=sys.stderr.isatty() and not as_json)

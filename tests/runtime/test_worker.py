@@ -254,19 +254,37 @@ def test_curve_admits_only_authorised_clients(tiny_model, ctx, collector, tmp_pa
         load_keypair(allowed_secret)[0]
 
 
+def _bayes_lookup(model_dir, folder):
+    """A small saved BayesLookup for the tiny model (few trials: seconds)."""
+    from edgeperf.model import ExitTable
+    from edgeperf.profiling import load_profile
+    from edgeperf.schedule import BayesLookup, ExitProblem
+
+    problem = ExitProblem(table=ExitTable.load(model_dir / "exit_table.npz"),
+                          model=load_profile(model_dir / "profile.json").to_dnn(),
+                          capacity=8, arrival_rate=50.0, loss_target=0.05)
+    lookup = BayesLookup.build(problem, [25.0, 50.0, 100.0], trials=8, seed=0, progress=False)
+    return lookup.save(folder / "lookup.json")
+
+
+@pytest.mark.parametrize("name", ["knapsack", "ucb", "lp_lookup", "bayes_lookup"])
 def test_an_online_policy_decides_exits_on_a_one_worker_deployment(tiny_model, net, ctx,
-                                                                   collector, tmp_path):
+                                                                   collector, tmp_path, name):
     names = list(net.net.block_names)
     scenario = write_scenario(tmp_path, tiny_model, rate=50.0, placement={"d0": names},
                               devices=[{"name": "d0", "capacity": 8, "speed": 1.0}])
-    policy = ExitPolicySpec(kind="online", policy="knapsack", loss_target=0.05)
+    options = {"lookup": str(_bayes_lookup(tiny_model, tmp_path))} \
+        if name == "bayes_lookup" else {}
+    policy = ExitPolicySpec(kind="online", policy=name, loss_target=0.05, options=options)
     dep = deployment(tiny_model, collector, whole(), policy=policy, scenario=scenario)
     with running(dep, "d0") as (worker,):
         client = pusher(ctx, dep.workers[0].bind)
         for i in range(5):
             client.send_multipart(job_frames(i))
         collector.wait(lambda: len(collector.of("result")) == 5)
-    assert worker.policy is not None and len(worker.policy.decision_times_s) == 5
+    assert worker.policy is not None
+    if name == "knapsack":
+        assert len(worker.policy.decision_times_s) == 5
     split = deployment(tiny_model, collector, whole(last=4, next="tcp://127.0.0.1:1"),
                        whole("d1", first=5), policy=policy, scenario=scenario)
     with pytest.raises(UnsupportedModelError, match="holds the whole model"):

@@ -7,6 +7,8 @@ per job inside the simulator's event engine.
 
 from __future__ import annotations
 
+import os
+
 from collections.abc import Callable
 
 from .. import _validation as v
@@ -17,7 +19,8 @@ from ._problem import Decision, ExitProblem
 __all__ = ["OFFLINE", "ONLINE", "POLICIES", "solve", "online_policy", "problem_of"]
 
 OFFLINE = ("static", "static_tuned", "queueing_lp", "bayes")
-ONLINE = ("knapsack", "ucb")
+#: online policies; the lookups re-decide as their own rate estimate moves
+ONLINE = ("knapsack", "ucb", "lp_lookup", "bayes_lookup")
 POLICIES = OFFLINE + ONLINE
 
 
@@ -50,7 +53,25 @@ def online_policy(problem: ExitProblem, name: str, **options: object):  # noqa: 
     if name == "ucb":
         from ._ucb import ThresholdUCB
         return ThresholdUCB(problem, **options)
+    if name == "lp_lookup":
+        from ._lp import QueueingLPPolicy
+        return QueueingLPPolicy(problem, **options)
+    if name == "bayes_lookup":
+        return _bayes_lookup(problem, **options)
     raise v.fail("online_policy", "name", f"one of the online policies {list(ONLINE)}", name)
+
+
+def _bayes_lookup(problem: ExitProblem, *, lookup: object = None,
+                  **options: object):  # noqa: ANN202 - a BayesLookupPolicy
+    """A BayesLookupPolicy over a saved lookup (building one takes minutes of
+    optimisation: ``BayesLookup.build(...).save(path)``, or the schedulers
+    benchmark's files)."""
+    from ._bayes import BayesLookup, BayesLookupPolicy
+
+    if not isinstance(lookup, (str, os.PathLike)):
+        raise v.fail("online_policy", "lookup", "the path of a saved BayesLookup (JSON) for "
+                     "'bayes_lookup'", lookup)
+    return BayesLookupPolicy(BayesLookup.load(lookup), problem.table, **options)
 
 
 def problem_of(system: System, table: ExitTable, loss_target: float) -> ExitProblem:
