@@ -35,6 +35,12 @@ def _model_dir(scenario: Path) -> Path:
     return (scenario.parent / str(profile)).parent
 
 
+def _local(address: str) -> bool:
+    """Whether a ZeroMQ address is on this host (a worker this run may start)."""
+    host = address.split("://", 1)[-1].rsplit(":", 1)[0]
+    return host in ("127.0.0.1", "localhost", "[::1]") or address.startswith("ipc://")
+
+
 def _policy(threshold: float | None, policy: str | None, loss_target: float,
             n_exits: int, lookup: Path | None = None) -> Any:
     from . import _validation as v
@@ -72,12 +78,22 @@ def run_command(
     jobs: Annotated[int, typer.Option(help="Simulated arrivals per replication.")] = 20_000,
     out: Annotated[Path | None, typer.Option(
         help="Write measured/analytic/simulated as JSON to this file.")] = None,
+    deployment_file: Annotated[Path | None, typer.Option(
+        "--deployment", help="Run this deployment instead of planning one on loopback: "
+        "workers bound to other hosts must be running there (edgeperf worker "
+        "--deployment FILE --device NAME).")] = None,
+    external: Annotated[list[str] | None, typer.Option(
+        help="A device whose worker is already running (repeat for several).")] = None,
+    save_deployment: Annotated[Path | None, typer.Option(
+        help="Write the planned deployment here (to edit hosts and reuse with "
+             "--deployment).")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
 ) -> None:
     """Run the scenario's split model across worker processes; compare with the twin."""
     from . import _validation as v
     from ._atomic import write_text_atomic
     from .io import load_scenario
+    from .runtime import load_deployment
     from .runtime._orchestrator import run_deployment
     from .runtime._plan import plan_deployment
     from .runtime._twin import measured_calibration, twin_report
@@ -86,10 +102,17 @@ def run_command(
     system = load_scenario(scenario)
     folder = model if model is not None else _model_dir(scenario)
     n_exits = 1 + sum(b.exit_probability is not None for b in system.chains[0].model.blocks)
-    spec = _policy(threshold, policy, loss_target, n_exits, lookup)
-    deployment = plan_deployment(system, folder, scenario_path=scenario, thresholds=spec)
+    if deployment_file is not None:
+        deployment = load_deployment(deployment_file)
+    else:
+        spec = _policy(threshold, policy, loss_target, n_exits, lookup)
+        deployment = plan_deployment(system, folder, scenario_path=scenario, thresholds=spec)
+    if save_deployment is not None:
+        deployment.save(save_deployment)
+    remote = {w.device for w in deployment.workers if not _local(w.bind)}
     result = run_deployment(deployment, duration_s=duration, seed=seed, warmup=warmup,
-                            progress=sys.stderr.isatty() and not as_json)
+                            progress=sys.stderr.isatty() and not as_json,
+                            external=remote | set(external or ()))
     report = twin_report(system, deployment, result, jobs=jobs, seed=seed,
                          calibration=measured_calibration(result))
     if out is not None:

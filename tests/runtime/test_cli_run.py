@@ -40,10 +40,23 @@ def test_run_prints_measured_analytic_and_simulated(capsys, scenario, tmp_path):
     assert psutil.Process().children(recursive=True) == []
 
 
-def test_run_table(capsys, scenario):
-    code, out, err = run(capsys, "run", str(scenario), "--duration", "1", "--jobs", "1000")
+def test_run_table_and_a_saved_deployment_run_again(capsys, scenario, tmp_path):
+    saved = tmp_path / "deployment.json"
+    code, out, err = run(capsys, "run", str(scenario), "--duration", "1", "--jobs", "1000",
+                         "--save-deployment", str(saved))
     assert code == 0, err
     assert "measured" in out and "analytic" in out and "simulated" in out
+    code, out, err = run(capsys, "run", str(scenario), "--duration", "1", "--jobs", "1000",
+                         "--deployment", str(saved), "--json")
+    assert code == 0, err
+    assert json.loads(out)["run"]["counts"]["offered"] > 0
+
+
+def test_which_addresses_are_local():
+    from edgeperf._cmd_runtime import _local
+
+    assert _local("tcp://127.0.0.1:5555") and _local("tcp://localhost:1")
+    assert not _local("tcp://192.168.1.20:5555") and not _local("tcp://pi.lan:5555")
 
 
 def test_bad_scenario_is_one_line(capsys, tmp_path):

@@ -63,3 +63,26 @@ def test_a_killed_worker_is_restarted_and_its_jobs_end_as_worker_failed(overload
     assert result.drops["b"].get("worker failed", 0) >= 1
     # the restarted worker's books start at zero: CPU time in them means it served again
     assert result.work["b"]["cpu_s"] > 0
+
+
+def test_an_external_worker_is_watched_not_started(overloaded):
+    """b runs already (here in a thread; on another host in real use): the run
+    starts only a, uses b, and leaves b running."""
+    import threading
+
+    from edgeperf.runtime._worker import Worker
+
+    stop = threading.Event()
+    worker = Worker(overloaded, "b")
+    thread = threading.Thread(target=worker.serve, args=(stop,), daemon=True)
+    thread.start()
+    try:
+        result = run_deployment(overloaded, duration_s=2.0, seed=3, external={"b"})
+        assert thread.is_alive()  # the run did not stop it
+    finally:
+        stop.set()
+        thread.join(10)
+    _no_children()
+    _conserved(result)
+    assert result.counts["completed"] > 0 and result.failures == ()
+    assert result.work["b"]["cpu_s"] > 0

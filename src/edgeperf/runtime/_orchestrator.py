@@ -16,7 +16,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -76,14 +76,21 @@ class _Workers:
     """The worker processes: start, watch, restart, stop. stderr goes to a file
     per process, whose tail explains a worker that would not start."""
 
-    def __init__(self, deployment: Deployment, file: Path, folder: Path, ledger: Ledger) -> None:
+    def __init__(self, deployment: Deployment, file: Path, folder: Path, ledger: Ledger,
+                 external: Collection[str] = ()) -> None:
         self.deployment, self.file, self.folder, self.ledger = deployment, file, folder, ledger
         self.procs: dict[str, subprocess.Popen] = {}
         self.started: dict[str, float] = {}
         self.logs: dict[str, Path] = {}
         self.starts = 0
+        #: workers started by someone else (on other hosts): watched, never started or killed
+        self.external = frozenset(external)
+        self.lost: set[str] = set()
 
     def start(self, spec: WorkerSpec) -> None:
+        if spec.device in self.external:
+            self.started[spec.device] = 0.0  # any heartbeat shows it is up
+            return
         self.starts += 1
         log = self.folder / f"{spec.device}.{self.starts}.log"
         self.logs[spec.device] = log
@@ -110,7 +117,7 @@ class _Workers:
         deadline = time.time() + timeout_s
         while not all(self.up(d) for d in devices):
             for d in devices:
-                code = self.procs[d].poll()
+                code = self.procs[d].poll() if d in self.procs else None
                 if code is not None:
                     raise WorkerStartError(f"Worker {d!r} exited with status {code} before its "
                                            f"first heartbeat: {self.tail(d) or 'no output'}")
@@ -121,8 +128,8 @@ class _Workers:
             time.sleep(_TICK_S)
 
     def kill(self, device: str) -> None:
-        proc = self.procs[device]
-        if proc.poll() is None:
+        proc = self.procs.get(device)
+        if proc is not None and proc.poll() is None:
             proc.kill()
             proc.wait()
 
@@ -138,6 +145,10 @@ class _Workers:
                 bad.append((device, f"silent for more than {silence_s:g} s"))
             elif not self.up(device) and now - self.started[device] > startup_s:
                 bad.append((device, f"no heartbeat within {startup_s:g} s of a restart"))
+        for device in self.external - self.lost:
+            if now - self.ledger.last_heartbeat(device) > silence_s:
+                self.lost.add(device)  # reported once; it may come back by itself
+                bad.append((device, f"silent for more than {silence_s:g} s (external)"))
         return bad
 
     def stop_all(self) -> None:
@@ -178,8 +189,9 @@ def _check(workers: _Workers, watch: _Watch, silence_s: float, startup_s: float)
         workers.kill(watch.faults.pop(0)[1])
     for device, why in workers.health(silence_s, startup_s):
         watch.failures.append(Failure(round(time.time() - watch.start, 3), device, why))
-        workers.kill(device)
-        workers.start(workers.deployment.worker(device))
+        if device not in workers.external:  # someone else runs an external worker
+            workers.kill(device)
+            workers.start(workers.deployment.worker(device))
 
 
 def _progress(enabled: bool) -> tuple[Callable[[dict], None] | None, Callable[[], None]]:
@@ -204,8 +216,14 @@ def _progress(enabled: bool) -> tuple[Callable[[dict], None] | None, Callable[[]
 def run_deployment(deployment: Deployment, *, duration_s: float, seed: int = 0,
                    warmup: float = 0.1, progress: bool = False,
                    faults: Sequence[tuple[float, str]] = (), startup_timeout_s: float = 60.0,
-                   drain_timeout_s: float = 10.0, silence_s: float | None = None) -> RunResult:
+                   drain_timeout_s: float = 10.0, silence_s: float | None = None,
+                   external: Collection[str] = ()) -> RunResult:
     """Run ``deployment`` for ``duration_s`` seconds of load and measure it.
+
+    Workers of the devices in ``external`` are already running (started with
+    ``edgeperf worker --deployment FILE --device NAME`` on their hosts, from
+    the same deployment): they are waited for and watched, never started,
+    killed or restarted.
 
     ``warmup`` is the share of the load's duration left out of the metrics;
     ``faults`` kill a worker (SIGKILL) ``t_s`` seconds into the load, as
@@ -216,6 +234,11 @@ def run_deployment(deployment: Deployment, *, duration_s: float, seed: int = 0,
     share = v.real("run_deployment", "warmup", warmup, low=0.0, high=0.9)
     devices = [w.device for w in deployment.workers]
     for _, device in faults:
+        deployment.worker(device)
+        if device in external:
+            raise v.fail("run_deployment", "faults", "faults on workers this run starts",
+                         device)
+    for device in external:
         deployment.worker(device)
     silence = silence_s if silence_s is not None else max(2.0, 10 * deployment.heartbeat_s)
     from ..io import load_scenario
@@ -228,7 +251,7 @@ def run_deployment(deployment: Deployment, *, duration_s: float, seed: int = 0,
         file = deployment.save(Path(tmp) / "deployment.json")
         collector = Collector(deployment.collector, ledger,
                               max_bytes=deployment.max_message_bytes).start()
-        workers = _Workers(deployment, file, Path(tmp), ledger)
+        workers = _Workers(deployment, file, Path(tmp), ledger, external)
         stop = threading.Event()
         try:
             for spec in reversed(deployment.workers):
