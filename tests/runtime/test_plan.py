@@ -115,3 +115,16 @@ def test_refuses_a_model_whose_blocks_differ(tmp_path, tiny_model):
         plan_deployment(load_scenario(file), other, scenario_path=file)
     with pytest.raises(InvalidParameterError, match="missing: weights.safetensors"):
         plan_deployment(load_scenario(file), tmp_path, scenario_path=file)
+
+
+def test_threads_for_every_worker_or_by_device(tmp_path, tiny_model):
+    names = BLOCKS
+    file = write_scenario(tmp_path, tiny_model, rate=5.0,
+                          devices=[{"name": "a", "capacity": 4}, {"name": "b", "capacity": 4}],
+                          placement={"a": names[:5], "b": names[5:]},
+                          links=[{"from": "a", "to": "b", "bandwidth_bps": 1e8, "capacity": 4}])
+    system = load_scenario(file)
+    assert [w.threads for w in plan_deployment(system, tiny_model, scenario_path=file,
+                                               threads=2).workers] == [2, 2]
+    assert [w.threads for w in plan_deployment(system, tiny_model, scenario_path=file,
+                                               threads={"b": 2}).workers] == [1, 2]

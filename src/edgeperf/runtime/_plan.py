@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 import socket
 import struct
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from .. import _validation as v
@@ -134,13 +134,15 @@ def _policy(thresholds: object, n_exits: int, workers: int) -> ExitPolicySpec:
 def plan_deployment(system: System, model_dir: str | Path, *, scenario_path: str | Path,
                     chain: str | None = None,
                     thresholds: float | Sequence[float] | ExitPolicySpec | None = None,
-                    host: str = "127.0.0.1", ports: Sequence[int] | None = None) -> Deployment:
+                    host: str = "127.0.0.1", ports: Sequence[int] | None = None,
+                    threads: int | Mapping[str, int] = 1) -> Deployment:
     """The deployment of ``system``'s chain with the network in ``model_dir``.
 
     ``thresholds``: one threshold shared by every non-final exit (default
     0.9), one per non-final exit, or a full :class:`ExitPolicySpec` (online
     policies need the whole model on one device). ``ports``: one per worker
-    then the collector's (default: free ports picked now).
+    then the collector's (default: free ports picked now). ``threads``: torch
+    threads of every worker, or by device name (1 for the others).
     """
     target = _chain(system, chain)
     folder = Path(model_dir).resolve()
@@ -160,7 +162,8 @@ def plan_deployment(system: System, model_dir: str | Path, *, scenario_path: str
         after = fragments[i + 1].device if i + 1 < len(fragments) else None
         workers.append(WorkerSpec(
             device=device.name, bind=binds[i], first=fragment.first, last=fragment.last,
-            capacity=device.capacity, speed=device.speed, threads=1,
+            capacity=device.capacity, speed=device.speed,
+            threads=threads.get(device.name, 1) if isinstance(threads, Mapping) else threads,
             next=binds[i + 1] if after else None,
             link=_stage(system.link_between(device.name, after)) if after else None))
     upload = _stage(system.link_between(*target.upload)) if target.upload else None
