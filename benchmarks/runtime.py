@@ -241,6 +241,14 @@ def markdown_table(result: dict) -> str:
             cells.append(f"{shown} ({_rel(err.get(k))}; {_rel(aerr.get(k))})")
         lines.append(f"| {row['scenario']} | {row['arrival_rate']:g} | " + " | ".join(cells)
                      + " |")
+    errs = [r["simulated_profile_only"]["mean_response_time"] / r["measured"]["mean_response_time"]
+            - 1.0 for r in result["twin"]]
+    factors = [f for r in result["twin"] for f in r["calibration"].values()]
+    lines += ["", "Without calibration (the profile alone) the twin's mean response time is "
+              f"{-100 * max(errs):.0f}% to {-100 * min(errs):.0f}% below the measurement: the "
+              "workers' fragments cost "
+              f"{min(factors):.1f}-{max(factors):.1f}x their profile's CPU time in these runs "
+              "(see docs/background/runtime.md)."]
     forward = result["forward_s"]
     lines += ["", "Per-hop overhead (half a round trip through another process) against one "
               f"in-process forward of the model ({forward * 1e3:.2f} ms):", "",
