@@ -20,6 +20,7 @@ from ._cmd_earlyexit import exits_command, profile_command, train_exits_command
 from ._cmd_place import place_command
 from ._cmd_runtime import run_command, worker_command
 from ._cmd_schedule import schedule_command
+from ._cmd_surrogate import surrogate_app
 from ._cmd_sweep import sweep
 from .exceptions import EdgePerfError
 from .model import Metrics, StationMetrics
@@ -232,6 +233,7 @@ app.command("schedule")(schedule_command)
 app.command("place")(place_command)
 app.command("run")(run_command)
 app.command("worker")(worker_command)
+app.add_typer(surrogate_app, name="surrogate")
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -1,0 +1,142 @@
+"""``edgeperf surrogate ...``: the learned twin's data (``generate``)."""
+
+from __future__ import annotations
+
+import sys
+from enum import Enum
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+surrogate_app = typer.Typer(no_args_is_help=True, help="The learned twin: a ChainNet-style GNN "
+                            "trained on deployments the simulator labels.")
+
+
+class RegimeName(str, Enum):
+    chainnet = "chainnet"
+    edgeperf = "edgeperf"
+    larger = "larger"
+    larger_edgeperf = "larger-edgeperf"
+
+
+def _check_out(out: Path) -> None:
+    """Refuse a target that cannot be written before minutes of simulation, not after."""
+    from . import _validation as v
+
+    if out.suffix != ".npz":
+        raise v.fail("surrogate generate", "--out", "a file name ending in .npz", str(out))
+    if not out.parent.is_dir():
+        raise v.fail("surrogate generate", "--out", "in an existing folder", str(out))
+    if out.is_dir():
+        raise v.fail("surrogate generate", "--out", "a file, not a folder", str(out))
+
+
+@surrogate_app.command("generate")
+def generate_command(
+    out: Annotated[Path, typer.Option(help="Data set to write (.npz).", show_default=False)],
+    samples: Annotated[int, typer.Option(help="Deployments to draw and simulate.", min=1,
+                                         show_default=False)],
+    regime: Annotated[RegimeName, typer.Option(
+        help="chainnet: ChainNet's published regime; edgeperf: plus early exits, link "
+             "stations, variable service; larger(-edgeperf): beyond them (11-16 devices, "
+             "paths of 7-10).")] = RegimeName.chainnet,
+    seed: Annotated[int, typer.Option(
+        help="Seed; deployment i is simulated with seed + i.", min=0)] = 0,
+    jobs: Annotated[int, typer.Option(help="Arrivals simulated per replication.",
+                                      min=100)] = 30_000,
+    replications: Annotated[int, typer.Option(help="Independent replications each.", min=1)] = 2,
+    workers: Annotated[int, typer.Option(help="Local dask worker processes.", min=1)] = 2,
+) -> None:
+    """Draw random deployments and label them with the event engine: a training set."""
+    from .surrogate._dataset import save_dataset
+    from .surrogate._generate import generate_dataset
+
+    _check_out(out)
+    data = generate_dataset(samples, regime=regime.value, seed=seed, jobs=jobs,
+                            replications=replications, n_workers=workers)
+    save_dataset(data.samples, out, meta=data.meta)
+    chains = sum(len(s.labels) for s in data.samples)
+    print(f"{len(data.samples)} deployments, {chains} chains: wrote {out}")
+    if data.meta["skipped"]:
+        print(f"edgeperf: {data.meta['skipped']} of {samples} deployments failed to simulate "
+              f"and were skipped; first: {data.meta['failures'][0]}", file=sys.stderr)
+
+
+class ModelName(str, Enum):
+    chainnet = "chainnet"
+    gat = "gat"
+    gcn = "gcn"
+    mlp = "mlp"
+
+
+@surrogate_app.command("train")
+def train_command(
+    data: Annotated[Path, typer.Argument(help="A data set written by 'surrogate generate'.")],
+    out: Annotated[Path, typer.Option(help="Folder for <model>.safetensors and <model>.json.")]
+        = Path("models/surrogate"),
+    model: Annotated[ModelName, typer.Option(help="The network to train.")]
+        = ModelName.chainnet,
+    epochs: Annotated[int, typer.Option(help="At most this many epochs.", min=1)] = 200,
+    patience: Annotated[int, typer.Option(help="Stop after this many epochs without a "
+                                               "better validation error.", min=1)] = 20,
+    val_share: Annotated[float, typer.Option(help="Share of the data held out for early "
+                                                  "stopping.")] = 0.2,
+    seed: Annotated[int, typer.Option(help="Seed of the split, the weights and the batches.")]
+        = 0,
+) -> None:
+    """Train a surrogate on generated deployments; save it (safetensors + JSON)."""
+    from . import _validation as v
+    from .surrogate import build_model, encode_samples, load_dataset, save_model, train
+
+    import numpy as np
+
+    v.real("surrogate train", "val_share", val_share, low=0.0, high=0.5, low_open=True)
+    dataset = load_dataset(data)
+    graphs = encode_samples(dataset.samples)
+    order = np.random.default_rng(seed).permutation(len(graphs))
+    cut = max(1, int(round(val_share * len(graphs))))
+    val, fit = [graphs[i] for i in order[:cut]], [graphs[i] for i in order[cut:]]
+    net = build_model(model.value, seed=seed)
+    report = train(net, fit, val, epochs=epochs, patience=patience, seed=seed,
+                   progress=sys.stderr.isatty())
+    out.mkdir(parents=True, exist_ok=True)
+    weights, _ = save_model(net, out / f"{model.value}.safetensors", provenance={
+        "data": str(data), "data_meta": dataset.meta, "train": len(fit), "val": len(val),
+        "seed": seed})
+    best = report.best_val_mape
+    print(f"{model.value}: best epoch {report.best_epoch}, validation MAPE throughput ratio "
+          f"{best['tput_ratio']:.2f}%, response time {best['response_time']:.2f}% -> {weights}")
+
+
+@surrogate_app.command("evaluate")
+def evaluate_command(
+    model: Annotated[Path, typer.Argument(help="A saved surrogate (.safetensors), or "
+                                               "'analytic' for the decomposition.")],
+    chainnet: Annotated[Path | None, typer.Option(
+        help="Judge on ChainNet's published deployments in this folder.")] = None,
+    data: Annotated[Path | None, typer.Option(help="Judge on a generated data set (.npz).")]
+        = None,
+    samples: Annotated[int | None, typer.Option(help="Use only the first N deployments.",
+                                                min=1)] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+) -> None:
+    """MAPE of a surrogate's throughput-ratio and response-time predictions."""
+    import json
+
+    from . import _validation as v
+    from .surrogate import AnalyticModel, evaluate_model, from_chainnet, load_dataset, load_model
+
+    if (chainnet is None) == (data is None):
+        raise v.fail("surrogate evaluate", "--chainnet", "given, or --data, not both",
+                     "both" if chainnet else "neither")
+    items = from_chainnet(chainnet, samples) if chainnet is not None else \
+        list(load_dataset(data).samples)[:samples]
+    net = AnalyticModel() if str(model) == "analytic" else load_model(model)
+    result = evaluate_model(net, items)
+    if as_json:
+        print(json.dumps(result))
+        return
+    print(f"{len(items)} deployments, {result['chains']} chains: MAPE throughput ratio "
+          f"{result['mape_tput_ratio']:.2f}%, response time {result['mape_response_time']:.2f}% "
+          f"({result['inference_s_per_deployment'] * 1e3:.2f} ms a deployment)")

@@ -1,0 +1,341 @@
+"""The ChainNet-style GNN, learned baselines and the analytic baseline.
+
+Every model maps a :class:`DeploymentGraph` batch to per-chain ratios
+(tput_ratio in (0, 1] through a sigmoid, response_time / S_c >= 1 through
+1 + softplus) and offers ``predict(graphs or systems) -> [n_chains, 2]``
+(tput_ratio, response_time in the scenario's time unit).
+
+A learned model standardises its inputs with constants fitted on training
+data (:meth:`SurrogateModel.fit_normalization`), kept as buffers so they
+travel with the weights. Until :func:`edgeperf.surrogate.train` or
+:func:`edgeperf.surrogate.load_model` marks it fitted (buffer ``fitted``),
+``predict`` raises :class:`NotFittedError`; ``forward`` always runs, so an
+untrained model can still be inspected and compared.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
+
+from .. import _validation as v
+from ..exceptions import NotFittedError
+from ..model import System
+from ._graph import CHAIN_FEATURES, DEVICE_FEATURES, FRAGMENT_FEATURES, DeploymentGraph
+from ._graph import collate, encode
+
+__all__ = ["SurrogateModel", "ChainNetModel", "GATModel", "GCNModel", "MLPModel",
+           "AnalyticModel", "MODELS", "build_model", "as_batch"]
+
+_SETS = {"device": len(DEVICE_FEATURES), "fragment": len(FRAGMENT_FEATURES),
+         "chain": len(CHAIN_FEATURES)}
+
+
+def as_batch(items: object, owner: str) -> DeploymentGraph:
+    """A batch from a graph, a System, or a sequence of either."""
+    if isinstance(items, (DeploymentGraph, System)):
+        items = [items]
+    if not isinstance(items, Sequence) or not items or not all(
+            isinstance(x, (DeploymentGraph, System)) for x in items):
+        raise v.fail(owner, "graphs", "a DeploymentGraph, a System or a non-empty list of them",
+                     type(items).__name__)
+    return collate([x if isinstance(x, DeploymentGraph) else encode(x) for x in items])
+
+
+def _mlp(sizes: Sequence[int]) -> nn.Sequential:
+    layers: list[nn.Module] = []
+    for a, b in zip(sizes, sizes[1:]):
+        layers += [nn.Linear(a, b), nn.SiLU()]
+    return nn.Sequential(*layers[:-1])
+
+
+def _head(raw: torch.Tensor) -> torch.Tensor:
+    """(tput in (0, 1], response ratio >= 1) from two unconstrained outputs."""
+    return torch.stack([torch.sigmoid(raw[:, 0]), 1.0 + nn.functional.softplus(raw[:, 1])], 1)
+
+
+class SurrogateModel(nn.Module):
+    """Shared plumbing: config, input normalisation, the fitted flag, predict."""
+
+    name = ""
+
+    def __init__(self, hidden: int, seed: int) -> None:
+        super().__init__()
+        v.integer(type(self).__name__, "hidden", hidden, low=2)
+        v.integer(type(self).__name__, "seed", seed, low=0)
+        self.config: dict[str, Any] = {"hidden": hidden, "seed": seed}
+        self.training_report: dict[str, Any] | None = None
+        for key, size in _SETS.items():
+            self.register_buffer(f"{key}_mean", torch.zeros(size))
+            self.register_buffer(f"{key}_std", torch.ones(size))
+        self.register_buffer("fitted", torch.tensor(False))
+
+    def fit_normalization(self, batch: DeploymentGraph) -> None:
+        """Standardise each feature with the mean and std of ``batch`` (constants stay put)."""
+        for key, x in (("device", batch.device_x), ("fragment", batch.fragment_x),
+                       ("chain", batch.chain_x)):
+            std = x.std(0, unbiased=False)
+            getattr(self, f"{key}_mean").copy_(x.mean(0))
+            getattr(self, f"{key}_std").copy_(torch.where(std > 1e-6, std, torch.ones_like(std)))
+
+    def normalized(self, batch: DeploymentGraph) -> tuple[torch.Tensor, ...]:
+        return tuple((getattr(batch, f"{k}_x") - getattr(self, f"{k}_mean"))
+                     / getattr(self, f"{k}_std") for k in _SETS)
+
+    def predict(self, graphs: object) -> np.ndarray:
+        """(tput_ratio, response_time) per chain, in the order of the graphs' chains."""
+        if not bool(self.fitted):
+            raise NotFittedError(f"This {type(self).__name__} is not fitted: train it with "
+                                 "edgeperf.surrogate.train or load one with load_model.")
+        batch = as_batch(graphs, f"{type(self).__name__}.predict")
+        was_training = self.training
+        self.eval()
+        with torch.no_grad():
+            ratios = self(batch).double().numpy()
+        self.train(was_training)
+        return batch.scale_back(ratios)
+
+
+class ChainNetModel(SurrogateModel):
+    """ChainNet-style message passing (Niu, Roveri, Casale, DSN 2024).
+
+    T times: a GRU runs along each chain over its (fragment, device) states in
+    path order, starting from the chain's state; each fragment is updated from
+    the GRU's state at its hop and its device's state; each device attends
+    over the fragments it hosts (softmax over that device's fragments). The
+    chain's final GRU state feeds the readout.
+    """
+
+    name = "chainnet"
+
+    def __init__(self, hidden: int = 64, iterations: int = 3, seed: int = 0) -> None:
+        super().__init__(hidden, seed)
+        v.integer("ChainNetModel", "iterations", iterations, low=1)
+        self.config["iterations"] = iterations
+        h = hidden
+        with torch.random.fork_rng():
+            torch.manual_seed(seed)
+            self.embed = nn.ModuleDict({k: _mlp([n, h, h]) for k, n in _SETS.items()})
+            self.path = nn.GRU(2 * h, h, batch_first=True)
+            self.fragment_cell = nn.GRUCell(2 * h, h)
+            self.score = nn.Linear(2 * h, 1)
+            self.value = nn.Linear(h, h)
+            self.device_cell = nn.GRUCell(h, h)
+            self.readout = _mlp([2 * h, h, h, 2])
+
+    def forward(self, batch: DeploymentGraph) -> torch.Tensor:
+        from torch_geometric.utils import scatter, softmax
+
+        dx, fx, cx = self.normalized(batch)
+        dev, frag = self.embed["device"](dx), self.embed["fragment"](fx)
+        chain0 = self.embed["chain"](cx)
+        chain, where = chain0, batch.fragment_device
+        n_chain, n_dev, steps = chain.shape[0], dev.shape[0], int(batch.chain_length.max())
+        slot = batch.fragment_chain * steps + batch.fragment_position
+        for _ in range(self.config["iterations"]):
+            hop_in = torch.cat([frag, dev[where]], 1)
+            padded = hop_in.new_zeros(n_chain * steps, hop_in.shape[1]).index_copy(0, slot, hop_in)
+            packed = pack_padded_sequence(padded.view(n_chain, steps, -1), batch.chain_length,
+                                          batch_first=True, enforce_sorted=False)
+            out, last = self.path(packed, chain.unsqueeze(0).contiguous())
+            out = pad_packed_sequence(out, batch_first=True, total_length=steps)[0]
+            chain = last[0]
+            frag = self.fragment_cell(torch.cat([out.reshape(n_chain * steps, -1)[slot],
+                                                 dev[where]], 1), frag)
+            alpha = softmax(self.score(torch.cat([dev[where], frag], 1)).squeeze(-1),
+                            where, num_nodes=n_dev)
+            message = scatter(alpha.unsqueeze(-1) * self.value(frag), where, 0,
+                              dim_size=n_dev, reduce="sum")
+            dev = self.device_cell(message, dev)
+        return _head(self.readout(torch.cat([chain, chain0], 1)))
+
+
+class _ConvModel(SurrogateModel):
+    """An off-the-shelf PyG convolution on the homogeneous graph of devices and
+    fragments (edges: fragment <-> its device, fragment <-> next fragment);
+    a chain is read out from the mean of its fragments and its own features."""
+
+    def __init__(self, hidden: int, layers: int, seed: int) -> None:
+        super().__init__(hidden, seed)
+        v.integer(type(self).__name__, "layers", layers, low=1)
+        self.config["layers"] = layers
+        with torch.random.fork_rng():
+            torch.manual_seed(seed)
+            self.embed = nn.ModuleDict({k: _mlp([n, hidden, hidden]) for k, n in _SETS.items()})
+            self.convs = nn.ModuleList(self._conv(hidden) for _ in range(layers))
+            self.readout = _mlp([2 * hidden, hidden, hidden, 2])
+
+    def _conv(self, hidden: int) -> nn.Module:
+        raise NotImplementedError
+
+    def forward(self, batch: DeploymentGraph) -> torch.Tensor:
+        from torch_geometric.utils import scatter
+
+        dx, fx, cx = self.normalized(batch)
+        n_dev = dx.shape[0]
+        x = torch.cat([self.embed["device"](dx), self.embed["fragment"](fx)])
+        frags = torch.arange(fx.shape[0]) + n_dev
+        pairs = torch.cat([torch.stack([frags, batch.fragment_device]),
+                           batch.next_pairs() + n_dev], 1)
+        edges = torch.cat([pairs, pairs.flip(0)], 1)
+        for conv in self.convs:
+            x = x + nn.functional.silu(conv(x, edges))
+        pooled = scatter(x[n_dev:], batch.fragment_chain, 0, dim_size=cx.shape[0], reduce="mean")
+        return _head(self.readout(torch.cat([pooled, self.embed["chain"](cx)], 1)))
+
+
+class GATModel(_ConvModel):
+    """Baseline: ``GATConv`` layers (``heads`` heads, concatenated)."""
+
+    name = "gat"
+
+    def __init__(self, hidden: int = 64, layers: int = 3, heads: int = 4, seed: int = 0) -> None:
+        if not isinstance(heads, int) or isinstance(heads, bool) or heads < 1 \
+                or not isinstance(hidden, int) or hidden % heads:
+            raise v.fail("GATModel", "heads", f"an int >= 1 dividing hidden ({hidden})", heads)
+        self.heads = heads
+        super().__init__(hidden, layers, seed)
+        self.config["heads"] = heads
+
+    def _conv(self, hidden: int) -> nn.Module:
+        from torch_geometric.nn import GATConv
+
+        return GATConv(hidden, hidden // self.heads, heads=self.heads)
+
+
+class GCNModel(_ConvModel):
+    """Baseline: ``GCNConv`` layers."""
+
+    name = "gcn"
+
+    def __init__(self, hidden: int = 64, layers: int = 3, seed: int = 0) -> None:
+        super().__init__(hidden, layers, seed)
+
+    def _conv(self, hidden: int) -> nn.Module:
+        from torch_geometric.nn import GCNConv
+
+        return GCNConv(hidden, hidden)
+
+
+class MLPModel(SurrogateModel):
+    """Baseline without message passing: per chain, its features with the mean
+    and max of its fragments' and their devices' features."""
+
+    name = "mlp"
+
+    def __init__(self, hidden: int = 64, seed: int = 0) -> None:
+        super().__init__(hidden, seed)
+        size = _SETS["chain"] + 2 * (_SETS["fragment"] + _SETS["device"])
+        with torch.random.fork_rng():
+            torch.manual_seed(seed)
+            self.net = _mlp([size, hidden, hidden, hidden, 2])
+
+    def forward(self, batch: DeploymentGraph) -> torch.Tensor:
+        from torch_geometric.utils import scatter
+
+        dx, fx, cx = self.normalized(batch)
+        hop = torch.cat([fx, dx[batch.fragment_device]], 1)
+        pooled = [scatter(hop, batch.fragment_chain, 0, dim_size=cx.shape[0], reduce=r)
+                  for r in ("mean", "max")]
+        return _head(self.net(torch.cat([cx, *pooled], 1)))
+
+
+class AnalyticModel:
+    """Baseline without learning: a decomposition of the multi-class network.
+
+    Each station (device or non-ideal link) is solved as an exact M/G/1/K
+    (:func:`edgeperf.queueing.mg1k`) fed by the sum of the Poisson flows of the
+    chains that visit it, each thinned by the losses and exits upstream on its
+    path; its service law is the mixture of the chains' laws weighted by their
+    flows. FCFS with Poisson arrivals makes the loss and the mean wait the same
+    for every class, so a chain's response at the station is that wait plus its
+    own mean service (plus a link's delay). Losses downstream change the flows
+    that other chains meet, so the thinning is iterated to a fixed point.
+    Exact for one station; an approximation for more (flows after a finite
+    queue are not Poisson). The response time is the sum over the path of the
+    per-station responses, the definition of ChainNet's label.
+    """
+
+    name = "analytic"
+
+    def __init__(self, tolerance: float = 1e-9, max_iterations: int = 100) -> None:
+        self.tolerance = v.positive("AnalyticModel", "tolerance", tolerance)
+        self.max_iterations = v.integer("AnalyticModel", "max_iterations", max_iterations, low=1)
+        self.config = {"tolerance": tolerance, "max_iterations": max_iterations}
+
+    def predict(self, graphs: object) -> np.ndarray:
+        """(tput_ratio, response_time) per chain, solving each encoded system."""
+        batch = as_batch(graphs, "AnalyticModel.predict")
+        return np.concatenate([self.solve(s) for s in batch.systems])
+
+    def solve(self, system: System) -> np.ndarray:
+        from ..queueing import stations_of
+
+        routes = [(c.arrival_rate, stations_of(system, c.name)) for c in system.chains]
+        solved: dict[str, tuple[float, float]] = {}  # station -> (loss, mean wait)
+        for _ in range(self.max_iterations):
+            new = self._stations(routes, solved)
+            change = max((abs(new[k][0] - solved.get(k, (0.0, 0.0))[0]) for k in new), default=0)
+            solved = new
+            if change < self.tolerance:
+                break
+        return np.array([self._chain(rate, route, solved) for rate, route in routes])
+
+    @staticmethod
+    def _stations(routes: list, solved: dict[str, tuple[float, float]]
+                  ) -> dict[str, tuple[float, float]]:
+        from ..dists import Mixture
+        from ..queueing import mg1k
+
+        flows: dict[str, list] = {}
+        for rate, route in routes:
+            for station in route:
+                flows.setdefault(station.name, []).append((rate, station))
+                rate *= (1.0 - solved.get(station.name, (0.0, 0.0))[0]) * \
+                    station.pass_probability
+        out = {}
+        for name, items in flows.items():
+            total = sum(r for r, _ in items)
+            if total <= 0.0:
+                out[name] = (0.0, 0.0)
+                continue
+            laws = [s.law for r, s in items if r > 0.0]
+            weights = [r / total for r, _ in items if r > 0.0]
+            law = laws[0] if len(laws) == 1 else Mixture(tuple(laws), tuple(weights))
+            m = mg1k(total, law, items[0][1].capacity)
+            out[name] = (m.loss_probability, m.mean_waiting_time)
+        return out
+
+    @staticmethod
+    def _chain(rate: float, route: Sequence, solved: dict[str, tuple[float, float]]
+               ) -> tuple[float, float]:
+        """(completed / offered, sum of per-station responses) of one chain."""
+        offered, done, response = rate, 0.0, 0.0
+        for n, station in enumerate(route):
+            loss, wait = solved[station.name]
+            accepted = offered * (1.0 - loss)
+            leaving = 1.0 - station.pass_probability if n + 1 < len(route) else 1.0
+            done += accepted * leaving
+            response += wait + station.law.mean + station.delay_s
+            offered = accepted * station.pass_probability
+        return done / rate, response
+
+
+MODELS: dict[str, type] = {m.name: m for m in (ChainNetModel, GATModel, GCNModel, MLPModel,
+                                                AnalyticModel)}
+
+
+def build_model(name: str, **config: Any) -> SurrogateModel | AnalyticModel:
+    """A model by name (``chainnet``, ``gat``, ``gcn``, ``mlp``, ``analytic``) and its config."""
+    if name not in MODELS:
+        raise v.fail("build_model", "name", f"one of {sorted(MODELS)}", name)
+    try:
+        return MODELS[name](**config)
+    except TypeError as err:
+        raise v.fail("build_model", "config", f"keyword arguments of {MODELS[name].__name__} "
+                     f"({err})", config) from None

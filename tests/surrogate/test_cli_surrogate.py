@@ -1,0 +1,53 @@
+"""`edgeperf surrogate train` and `evaluate`: a model trained from a data file,
+judged on generated and on published deployments; bad input is one line."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from cli_helpers import assert_one_error_line, run
+from edgeperf.surrogate import from_chainnet, save_dataset
+from surrogate_cases import DATA
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    if not (DATA / "numClasses.txt").is_file():
+        pytest.skip("the ChainNet data set is not next to the project")
+    path = tmp_path_factory.mktemp("surrogate") / "small.npz"
+    return save_dataset(from_chainnet(DATA, 40), path, meta={"source": "published, for tests"})
+
+
+def test_train_then_evaluate(capsys, data, tmp_path):
+    code, out, err = run(capsys, "surrogate", "train", str(data), "--out", str(tmp_path),
+                         "--epochs", "3", "--patience", "3")
+    assert code == 0, err
+    assert "chainnet: best epoch" in out
+    model = tmp_path / "chainnet.safetensors"
+    assert model.is_file() and (tmp_path / "chainnet.json").is_file()
+    for source in (["--data", str(data)], ["--chainnet", str(DATA), "--samples", "10"]):
+        code, out, err = run(capsys, "surrogate", "evaluate", str(model), *source, "--json")
+        assert code == 0, err
+        result = json.loads(out)
+        assert {"mape_tput_ratio", "mape_response_time", "chains"} <= set(result)
+        assert result["chains"] > 0 and result["mape_tput_ratio"] >= 0
+
+
+def test_the_analytic_baseline_needs_no_model_file(capsys):
+    if not (DATA / "numClasses.txt").is_file():
+        pytest.skip("the ChainNet data set is not next to the project")
+    code, out, err = run(capsys, "surrogate", "evaluate", "analytic", "--chainnet", str(DATA),
+                         "--samples", "10")
+    assert code == 0, err
+    assert out.startswith("10 deployments")
+
+
+@pytest.mark.parametrize("argv, pattern", [
+    (["evaluate", "m.safetensors"], r"The '--chainnet' parameter of surrogate evaluate must be "
+                                    r"given, or --data, not both\. Got 'neither'\."),
+    (["train", "missing.npz"], r".*missing\.npz.*"),
+])
+def test_bad_input_is_one_line(capsys, argv, pattern):
+    assert_one_error_line(*run(capsys, "surrogate", *argv), pattern)

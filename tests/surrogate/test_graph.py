@@ -1,0 +1,112 @@
+"""Encoding deployments as graphs: node sets, features by hand, time-unit
+invariance, batching."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from surrogate_cases import TWO_LABELS, exits_and_link, two_chains
+from edgeperf.exceptions import InvalidParameterError
+from edgeperf.surrogate._graph import (CHAIN_FEATURES, DEVICE_FEATURES, FRAGMENT_FEATURES,
+                                       collate, encode)
+
+
+def col(names, name):
+    return names.index(name)
+
+
+def test_two_chains_nodes_and_edges():
+    g = encode(two_chains(), TWO_LABELS)
+    assert g.device_x.shape == (3, len(DEVICE_FEATURES))
+    assert g.fragment_x.shape == (5, len(FRAGMENT_FEATURES))
+    assert g.chain_x.shape == (2, len(CHAIN_FEATURES))
+    assert g.fragment_device.tolist() == [0, 1, 2, 0, 1]
+    assert g.fragment_chain.tolist() == [0, 0, 1, 1, 1]
+    assert g.fragment_position.tolist() == [0, 1, 0, 1, 2]
+    assert g.next_pairs().tolist() == [[0, 2, 3], [1, 3, 4]]
+    data = g.to_pyg()
+    assert data["fragment", "on", "device"].edge_index.shape == (2, 5)
+    assert data["fragment", "next", "fragment"].edge_index.shape == (2, 3)
+    assert data["fragment", "of", "chain"].edge_index[1].tolist() == [0, 0, 1, 1, 1]
+
+
+def test_two_chains_features_by_hand():
+    g = encode(two_chains(), TWO_LABELS)
+    d, f, c = g.device_x, g.fragment_x, g.chain_x
+    # d1 hosts c0 hop 0 (rate 0.5, service 0.5) and c1 hop 1 (rate 0.25, service 0.2)
+    assert d[0, col(DEVICE_FEATURES, "fragments")] == 2
+    assert d[0, col(DEVICE_FEATURES, "load")] == pytest.approx(0.3)
+    assert d[1, col(DEVICE_FEATURES, "load")] == pytest.approx(0.2)
+    assert d[2, col(DEVICE_FEATURES, "inv_capacity")] == pytest.approx(0.25)
+    hop = dict(zip(FRAGMENT_FEATURES, f[0].tolist()))
+    assert hop["service_share"] == pytest.approx(0.5 / 0.75)
+    assert hop["device_share"] == pytest.approx(0.5 / 0.7)
+    assert hop["utilisation"] == pytest.approx(0.25)
+    assert hop["rate_share"] == pytest.approx(0.5 / 0.75)
+    assert hop["load_share"] == pytest.approx(0.25 / 0.3)
+    assert (hop["position"], hop["inv_length"], hop["exit_probability"]) == (0, 0.5, 0)
+    assert f[4, col(FRAGMENT_FEATURES, "position")] == 1.0
+    chain = dict(zip(CHAIN_FEATURES, c[1].tolist()))
+    assert chain["offered"] == pytest.approx(0.25 * 0.6)
+    assert chain["length"] == 3
+    assert chain["service_share"] == pytest.approx(0.6 / 1.35)
+    assert chain["max_load"] == pytest.approx(0.3)
+    assert g.service_time.tolist() == pytest.approx([0.75, 0.6])
+    assert g.target.numpy() == pytest.approx(np.array([[0.9, 2.0], [0.8, 2.0]]))
+    assert g.labels() == pytest.approx(np.array([[0.9, 1.5], [0.8, 1.2]]))
+
+
+def test_link_becomes_a_device_and_exits_thin_the_rate():
+    g = encode(exits_and_link())
+    assert g.device_x.shape[0] == 3 and g.fragment_x.shape[0] == 3
+    assert g.device_x[:, col(DEVICE_FEATURES, "is_link")].tolist() == [0, 0, 1]
+    assert g.fragment_device.tolist() == [0, 2, 1]
+    reach = g.fragment_x[:, col(FRAGMENT_FEATURES, "reach")].tolist()
+    assert reach == pytest.approx([1.0, 0.75, 0.75])
+    assert g.fragment_x[0, col(FRAGMENT_FEATURES, "exit_probability")] == pytest.approx(0.25)
+    # device e (speed 2): mean 0.25 * 0.1 + 0.75 * 0.15; link 0.1 + delay 0.05; s 0.3
+    assert g.service_time.item() == pytest.approx(0.025 + 0.1125 + 0.15 + 0.3)
+    assert g.target is None
+
+
+@pytest.mark.parametrize("build", [two_chains, exits_and_link])
+def test_features_do_not_depend_on_the_time_unit(build):
+    one, ten = encode(build(1.0), None), encode(build(10.0), None)
+    for name in ("device_x", "fragment_x", "chain_x"):
+        assert torch.allclose(getattr(one, name), getattr(ten, name), rtol=1e-5, atol=1e-6), name
+    assert torch.allclose(ten.service_time, 10 * one.service_time)
+
+
+def test_targets_scale_with_the_time_unit():
+    labels10 = [{"tput_ratio": x["tput_ratio"], "response_time": 10 * x["response_time"]}
+                for x in TWO_LABELS]
+    one, ten = encode(two_chains(1.0), TWO_LABELS), encode(two_chains(10.0), labels10)
+    assert torch.allclose(one.target, ten.target)
+    assert ten.labels() == pytest.approx(one.labels() * [1, 10])
+
+
+def test_collate_shifts_indices():
+    a, b = encode(two_chains(), TWO_LABELS), encode(exits_and_link())
+    batch = collate([a, a])
+    assert batch.num_graphs == 2 and batch.num_chains == 4
+    assert batch.fragment_device.tolist() == [0, 1, 2, 0, 1, 3, 4, 5, 3, 4]
+    assert batch.fragment_chain.tolist() == [0, 0, 1, 1, 1, 2, 2, 3, 3, 3]
+    assert batch.chain_graph.tolist() == [0, 0, 1, 1]
+    assert batch.target.shape == (4, 2)
+    assert collate([a, b]).target is None  # one graph without labels: no targets
+
+
+def test_errors():
+    with pytest.raises(InvalidParameterError,
+                       match="'system' parameter of encode must be a System"):
+        encode({"devices": []})
+    with pytest.raises(InvalidParameterError, match=r"one mapping per chain \(2\)"):
+        encode(two_chains(), TWO_LABELS[:1])
+    with pytest.raises(InvalidParameterError, match="numbers 'tput_ratio' and 'response_time'"):
+        encode(two_chains(), [{"tput_ratio": 1.0}, TWO_LABELS[1]])
+    with pytest.raises(InvalidParameterError, match="non-empty list of DeploymentGraph"):
+        collate([])
+    with pytest.raises(InvalidParameterError, match="'target' parameter of DeploymentGraph"):
+        encode(two_chains()).labels()

@@ -1,0 +1,126 @@
+"""The surrogate models: shapes and ranges of every model, the analytic
+baseline against the exact M/G/1/K, the fitted rule and bad arguments."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from edgeperf.dists import Deterministic, Exponential, Mixture
+from edgeperf.exceptions import InvalidParameterError, NotFittedError
+from edgeperf.model import DNN, Block, Chain, Device, Placement, PoissonArrivals, System, Workload
+from edgeperf.queueing import mg1k
+from edgeperf.surrogate._graph import collate, encode
+from edgeperf.surrogate._models import AnalyticModel, MODELS, build_model
+from surrogate_cases import TWO_LABELS, exits_and_link, two_chains
+
+LEARNED = ["chainnet", "gat", "gcn", "mlp"]
+TINY = {"chainnet": {"hidden": 8, "iterations": 2}, "gat": {"hidden": 8, "heads": 2},
+        "gcn": {"hidden": 8}, "mlp": {"hidden": 8}}
+
+
+def hand_built():
+    return collate([encode(two_chains(), TWO_LABELS), encode(exits_and_link()),
+                    encode(two_chains(3.0))])
+
+
+def check_ranges(out, batch):
+    assert out.shape == (batch.num_chains, 2)
+    assert torch.all((out[:, 0] > 0) & (out[:, 0] <= 1))
+    assert torch.all(out[:, 1] >= 1)
+
+
+@pytest.mark.parametrize("name", LEARNED)
+def test_forward_shapes_and_ranges(name):
+    model, batch = build_model(name, **TINY[name]), hand_built()
+    model.fit_normalization(batch)
+    out = model(batch)
+    check_ranges(out, batch)
+    out.sum().backward()  # gradients reach every parameter
+    assert all(p.grad is not None for p in model.parameters())
+
+
+@pytest.mark.parametrize("name", LEARNED)
+def test_forward_on_published_batch(name, published):
+    batch = collate([encode(s, labels) for s, labels in published])
+    model = build_model(name, **TINY[name])
+    model.fit_normalization(batch)
+    with torch.no_grad():
+        check_ranges(model(batch), batch)
+
+
+@pytest.mark.parametrize("name", LEARNED)
+def test_predict_needs_a_fitted_model(name):
+    model = build_model(name, **TINY[name])
+    with pytest.raises(NotFittedError, match="is not fitted: train it"):
+        model.predict(two_chains())
+    model.fitted.fill_(True)
+    pred = model.predict([two_chains(), exits_and_link()])
+    batch = hand_built()
+    assert pred.shape == (3, 2)
+    assert np.all(pred[:, 1] >= batch.service_time.numpy()[:3] * (1 - 1e-6))
+
+
+def test_same_seed_same_weights():
+    a, b = build_model("gat", seed=3), build_model("gat", seed=3)
+    assert all(torch.equal(x, y) for x, y in zip(a.parameters(), b.parameters()))
+    c = build_model("gat", seed=4)
+    assert not all(torch.equal(x, y) for x, y in zip(a.parameters(), c.parameters()))
+
+
+def single(law, rate=1.5, capacity=4):
+    return System(model=DNN(blocks=(Block(name="b", latency=law, output_bytes=0),)),
+                  workload=Workload(arrival=PoissonArrivals(rate=rate)),
+                  placement=Placement.from_mapping({"d": ["b"]}),
+                  devices=[Device(name="d", capacity=capacity)])
+
+
+@pytest.mark.parametrize("law", [Deterministic(0.5), Exponential(0.8)])
+def test_analytic_single_station_is_the_exact_mg1k(law):
+    exact = mg1k(1.5, law, 4)
+    pred = AnalyticModel().predict(single(law))
+    assert pred[0] == pytest.approx([1 - exact.loss_probability, exact.mean_response_time],
+                                    rel=1e-12)
+
+
+def test_analytic_two_chains_on_one_device_share_the_exact_wait():
+    def chain(name, rate, s):
+        return Chain(name=name, model=DNN(blocks=(Block(name="b", latency=Deterministic(s),
+                                                        output_bytes=0),)),
+                     workload=Workload(arrival=PoissonArrivals(rate=rate)),
+                     placement=Placement.from_mapping({"d": ["b"]}))
+    system = System(devices=[Device(name="d", capacity=3)],
+                    chains=[chain("x", 1.0, 0.2), chain("y", 0.5, 0.6)])
+    exact = mg1k(1.5, Mixture((Deterministic(0.2), Deterministic(0.6)), (2 / 3, 1 / 3)), 3)
+    pred = AnalyticModel().predict(system)
+    assert pred[:, 0] == pytest.approx([1 - exact.loss_probability] * 2)
+    assert pred[:, 1] == pytest.approx([exact.mean_waiting_time + 0.2,
+                                        exact.mean_waiting_time + 0.6])
+
+
+def test_analytic_ranges_on_hand_built_and_published(published):
+    graphs = [encode(s) for s, _ in published] + [encode(two_chains()), encode(exits_and_link())]
+    pred = AnalyticModel().predict(graphs)
+    total = collate(graphs).service_time.numpy()
+    assert np.all((pred[:, 0] > 0) & (pred[:, 0] <= 1))
+    assert np.all(pred[:, 1] >= total * (1 - 1e-9))
+
+
+def test_errors():
+    with pytest.raises(InvalidParameterError, match=r"'name' parameter of build_model must be "
+                                                    r"one of \['analytic'"):
+        build_model("transformer")
+    with pytest.raises(InvalidParameterError, match="keyword arguments of ChainNetModel"):
+        build_model("chainnet", depth=3)
+    with pytest.raises(InvalidParameterError, match="'iterations' parameter of ChainNetModel"):
+        build_model("chainnet", iterations=0)
+    with pytest.raises(InvalidParameterError, match=r"dividing hidden \(64\)"):
+        build_model("gat", heads=5)
+    with pytest.raises(InvalidParameterError, match="'hidden' parameter of MLPModel"):
+        build_model("mlp", hidden=1)
+    with pytest.raises(InvalidParameterError, match="'graphs' parameter of AnalyticModel.predict"):
+        AnalyticModel().predict([])
+    with pytest.raises(InvalidParameterError, match="'tolerance' parameter of AnalyticModel"):
+        AnalyticModel(tolerance=0)
+    assert sorted(MODELS) == ["analytic", "chainnet", "gat", "gcn", "mlp"]

@@ -1,0 +1,141 @@
+"""Training, the MAPE, and saving/loading learned surrogates.
+
+(Named test_surrogate_train.py: tests/earlyexit/test_train.py owns the
+module name test_train in pytest's default import mode.)
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from edgeperf.exceptions import InvalidParameterError, NotFittedError
+from edgeperf.surrogate._graph import collate, encode
+from edgeperf.surrogate._models import AnalyticModel, build_model
+from edgeperf.surrogate._store import load_model, save_model
+from edgeperf.surrogate._train import mape, train
+from surrogate_cases import TWO_LABELS, exits_and_link, two_chains
+
+FAST = {"lr": 5e-3, "batch_size": 8, "patience": 50, "progress": False}
+
+
+@pytest.fixture(scope="module")
+def graphs(published):
+    return [encode(s, labels) for s, labels in published]
+
+
+def test_mape_by_hand():
+    pred, true = np.array([[0.9, 2.0], [0.5, 3.0]]), np.array([[1.0, 1.0], [0.5, 2.0]])
+    assert mape(pred, true) == pytest.approx({"tput_ratio": 5.0, "response_time": 75.0,
+                                              "mean": 40.0})
+
+
+def test_training_lowers_validation_error(graphs):
+    train_set, val = graphs[:32], collate(graphs[32:])
+    model = build_model("chainnet", hidden=16, iterations=2)
+    model.fit_normalization(collate(train_set))
+    with torch.no_grad():
+        before = mape(model(val).numpy(), val.target.numpy())["mean"]
+    report = train(model, train_set, graphs[32:], epochs=15, **FAST)
+    after = mape(model.predict(graphs[32:]), val.labels())["mean"]
+    assert after == pytest.approx(report.best_val_mape["mean"], rel=1e-4)
+    assert after < 0.6 * before
+    assert bool(model.fitted) and report.epochs == 15 and 1 <= report.best_epoch <= 15
+    assert report.graphs_per_second > 0 and model.training_report["best_epoch"] == report.best_epoch
+
+
+def test_same_seed_same_training(graphs):
+    runs = []
+    for _ in range(2):
+        model = build_model("mlp", hidden=8)
+        runs.append(train(model, graphs[:16], graphs[16:24], epochs=3, seed=7, **FAST).train_loss)
+    assert runs[0] == runs[1]
+
+
+def test_early_stopping_and_progress_bar(graphs, capsys):
+    model = build_model("gcn", hidden=8)
+    report = train(model, graphs[:8], graphs[8:16], epochs=50, lr=1.0, batch_size=4, patience=2,
+                   progress=True)
+    assert report.stopped_early and report.epochs == report.best_epoch + 2
+    assert "training" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("name", ["chainnet", "gat"])
+def test_save_load_round_trip(name, tmp_path):
+    systems = [two_chains(), exits_and_link(), two_chains(2.0)]
+    labelled = [encode(two_chains(), TWO_LABELS)] * 4
+    model = build_model(name, hidden=8, seed=1)
+    train(model, labelled, labelled[:1], epochs=2, **FAST)
+    weights, described = save_model(model, tmp_path, provenance={"data": "hand-built"})
+    assert (weights.name, described.name) == ("chainnet.safetensors", "chainnet.json")
+    text = json.loads(described.read_text())
+    assert text["model"] == name and text["config"]["hidden"] == 8
+    assert text["provenance"] == {"data": "hand-built"} and text["training"]["epochs"] == 2
+    assert len(text["normalization"]["chain"]["mean"]) == len(text["normalization"]["chain"]
+                                                               ["features"])
+    for target in (tmp_path, weights, described):
+        again = load_model(target)
+        assert np.array_equal(again.predict(systems), model.predict(systems))
+    save_model(model, tmp_path / "other.bin")
+    assert (tmp_path / "other.safetensors").is_file() and (tmp_path / "other.json").is_file()
+
+
+def test_train_errors(graphs):
+    model = build_model("mlp", hidden=8)
+    with pytest.raises(InvalidParameterError, match="'epochs' parameter of train must be an int"):
+        train(model, graphs[:4], graphs[4:8], epochs=0)
+    with pytest.raises(InvalidParameterError, match="'lr' parameter of train"):
+        train(model, graphs[:4], graphs[4:8], lr=-1.0)
+    with pytest.raises(InvalidParameterError, match="AnalyticModel needs no training"):
+        train(AnalyticModel(), graphs[:4], graphs[4:8])
+    with pytest.raises(InvalidParameterError, match="'val_graphs' parameter of train must be "
+                                                    "a non-empty list of DeploymentGraph with"):
+        train(model, graphs[:4], [encode(two_chains())])
+    with pytest.raises(InvalidParameterError, match=r"'pred' parameter of mape must be an array"):
+        mape(np.ones((3, 2)), np.ones((2, 2)))
+    with pytest.raises(InvalidParameterError, match="'true' parameter of mape must be positive"):
+        mape(np.ones((2, 2)), np.zeros((2, 2)))
+
+
+def test_store_errors(tmp_path):
+    with pytest.raises(InvalidParameterError, match="AnalyticModel has nothing to save"):
+        save_model(AnalyticModel(), tmp_path)
+    unfitted = build_model("mlp", hidden=8)
+    with pytest.raises(InvalidParameterError, match="a fitted model"):
+        save_model(unfitted, tmp_path)
+    unfitted.fitted.fill_(True)
+    with pytest.raises(InvalidParameterError, match="in an existing directory"):
+        save_model(unfitted, tmp_path / "no" / "such")
+    with pytest.raises(InvalidParameterError, match="JSON-able mapping"):
+        save_model(unfitted, tmp_path, provenance={"bad": object()})
+    with pytest.raises(InvalidParameterError, match="its weights file is missing"):
+        load_model(tmp_path / "missing")
+    save_model(unfitted, tmp_path)
+    (tmp_path / "chainnet.json").write_text('{"format": "other"}')
+    with pytest.raises(InvalidParameterError, match="a description in format"):
+        load_model(tmp_path)
+    (tmp_path / "chainnet.json").unlink()
+    with pytest.raises(InvalidParameterError, match="its JSON description is missing"):
+        load_model(tmp_path)
+    save_model(unfitted, tmp_path)
+    text = json.loads((tmp_path / "chainnet.json").read_text())
+    text["config"]["hidden"] = 16
+    (tmp_path / "chainnet.json").write_text(json.dumps(text))
+    with pytest.raises(InvalidParameterError, match="weights that fit the described model"):
+        load_model(tmp_path)
+    (tmp_path / "chainnet.safetensors").write_bytes(b"not safetensors")
+    with pytest.raises(InvalidParameterError, match="a valid safetensors file"):
+        load_model(tmp_path)
+
+
+def test_loaded_model_is_fitted_and_untrained_is_not(tmp_path):
+    model = build_model("gcn", hidden=8)
+    with pytest.raises(NotFittedError):
+        model.predict(two_chains())
+    labelled = [encode(two_chains(), TWO_LABELS)] * 2
+    train(model, labelled, labelled, epochs=1, **FAST)
+    save_model(model, tmp_path)
+    assert bool(load_model(tmp_path).fitted)
