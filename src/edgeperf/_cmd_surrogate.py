@@ -72,7 +72,8 @@ class ModelName(str, Enum):
 
 @surrogate_app.command("train")
 def train_command(
-    data: Annotated[Path, typer.Argument(help="A data set written by 'surrogate generate'.")],
+    data: Annotated[list[Path], typer.Argument(
+        help="Data sets written by 'surrogate generate' (pooled).")],
     out: Annotated[Path, typer.Option(help="Folder for <model>.safetensors and <model>.json.")]
         = Path("models/surrogate"),
     model: Annotated[ModelName, typer.Option(help="The network to train.")]
@@ -92,8 +93,8 @@ def train_command(
     import numpy as np
 
     v.real("surrogate train", "val_share", val_share, low=0.0, high=0.5, low_open=True)
-    dataset = load_dataset(data)
-    graphs = encode_samples(dataset.samples)
+    datasets = [load_dataset(path) for path in data]
+    graphs = encode_samples([s for d in datasets for s in d.samples])
     order = np.random.default_rng(seed).permutation(len(graphs))
     cut = max(1, int(round(val_share * len(graphs))))
     val, fit = [graphs[i] for i in order[:cut]], [graphs[i] for i in order[cut:]]
@@ -102,7 +103,8 @@ def train_command(
                    progress=sys.stderr.isatty())
     out.mkdir(parents=True, exist_ok=True)
     weights, _ = save_model(net, out / f"{model.value}.safetensors", provenance={
-        "data": str(data), "data_meta": dataset.meta, "train": len(fit), "val": len(val),
+        "data": [str(p) for p in data], "data_meta": [d.meta for d in datasets],
+        "train": len(fit), "val": len(val),
         "seed": seed})
     best = report.best_val_mape
     print(f"{model.value}: best epoch {report.best_epoch}, validation MAPE throughput ratio "
