@@ -75,3 +75,16 @@ def test_loss_aware_chooses_the_exit_policy_from_a_table(capsys, tmp_path):
 ])
 def test_bad_input_is_one_line(capsys, extra, pattern):
     assert_one_error_line(*run(capsys, "place", PI_SERVER, *extra), pattern)
+
+
+def test_the_surrogate_places_several_chains(capsys, tmp_path):
+    shared = str(REPO / "examples" / "scenarios" / "shared_edge.yaml")
+    out = tmp_path / "placed.yaml"
+    code, stdout, err = run(capsys, "place", shared, "--method", "surrogate",
+                            "--time-budget-s", "1", "--confirm", "0", "--out", str(out),
+                            "--json")
+    assert code == 0, err
+    result = json.loads(stdout)
+    assert result["method"] == "surrogate" and len(result["details"]["placements"]) >= 2
+    code, _, err = run(capsys, "simulate", str(out), "--jobs", "2000", "--replications", "2")
+    assert code == 0, err

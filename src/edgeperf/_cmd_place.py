@@ -23,10 +23,11 @@ _out = Console()
 
 def place_command(
     scenario: Annotated[Path, typer.Argument(help="The scenario whose chain to place.")],
-    method: Annotated[str, typer.Option(help="neurosurgeon, scission, mincut, ilp or "
-                                             "loss-aware.")] = "loss-aware",
+    method: Annotated[str, typer.Option(help="neurosurgeon, scission, mincut, ilp, loss-aware "
+                                             "or surrogate.")] = "loss-aware",
     objective: Annotated[str | None, typer.Option(
-        help="neurosurgeon/scission: latency or energy; ilp: latency, bottleneck or mix.")] = None,
+        help="neurosurgeon/scission: latency or energy; ilp: latency, bottleneck or mix; "
+             "surrogate: worst_loss or mean_loss.")] = None,
     weight: Annotated[float | None, typer.Option(help="ilp mix: the latency weight.")] = None,
     max_utilisation: Annotated[float | None, typer.Option(
         help="ilp: each device's processing budget (utilisation).")] = None,
@@ -41,6 +42,11 @@ def place_command(
     confirm: Annotated[int | None, typer.Option(
         help="loss-aware: simulate this many best candidates (default 3; 0: none).")] = None,
     seed: Annotated[int | None, typer.Option(help="loss-aware: simulation seed.")] = None,
+    model: Annotated[Path | None, typer.Option(
+        help="surrogate: the trained model (default models/surrogate/chainnet.safetensors).")]
+        = None,
+    time_budget_s: Annotated[float | None, typer.Option(
+        help="surrogate: seconds of search before the winner is simulated.")] = None,
     chain: Annotated[str | None, typer.Option(help="The chain to place (several chains).")]
         = None,
     out: Annotated[Path | None, typer.Option(help="Write the placed scenario here.")] = None,
@@ -53,7 +59,9 @@ def place_command(
 
     options = {"objective": objective, "weight": weight, "max_utilisation": max_utilisation,
                "power": None if power is None else _power(power), "loss_target": loss_target,
-               "confirm": confirm, "seed": seed}
+               "confirm": confirm, "seed": seed, "model": model, "time_budget_s": time_budget_s}
+    if method == "surrogate" and confirm is not None:
+        options["confirm"] = confirm > 0
     system = load_scenario(scenario)
     if method == "loss-aware":
         options["progress"] = _progress() if sys.stderr.isatty() and not as_json else None

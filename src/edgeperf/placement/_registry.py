@@ -16,6 +16,8 @@ METHODS: dict[str, frozenset[str]] = {
     "scission": frozenset({"tiers", "objective", "power"}),
     "mincut": frozenset({"device", "server"}),
     "ilp": frozenset({"objective", "weight", "max_utilisation", "time_limit_s"}),
+    "surrogate": frozenset({"model", "objective", "time_budget_s", "seed", "confirm", "jobs",
+                            "replications", "loss_tolerance"}),
     "loss-aware": frozenset({"loss_target", "options", "exhaustive_limit", "loss_tolerance",
                              "confirm", "jobs", "replications", "seed", "progress"}),
 }
@@ -48,5 +50,8 @@ def _function(method: str):  # noqa: ANN202 - a placement function
     if method == "ilp":
         from ._ilp import ilp
         return ilp
+    if method == "surrogate":
+        from ._surrogate_search import surrogate_search
+        return surrogate_search
     from ._loss_aware import loss_aware
     return loss_aware

@@ -1,0 +1,188 @@
+"""The surrogate-driven joint placement of several chains sharing devices."""
+
+from __future__ import annotations
+
+import itertools
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from edgeperf.dists import Deterministic
+from edgeperf.exceptions import InvalidParameterError
+from edgeperf.model import DNN, Block, Device, Link, Placement, PoissonArrivals, System, Workload
+from edgeperf.model.system import Chain
+from edgeperf.placement import Costs, valid_assignments
+from edgeperf.placement import _surrogate_search as ss
+from edgeperf.placement._surrogate_search import compare_search, surrogate_search
+
+DATA = Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "chainnet" / "val"
+WEIGHT = {"a": 3.0, "b": 1.0, "c": 2.0, "d": 1.5}  # the mock's cost of a device
+
+
+def _chain(name: str, rate: float, services: tuple[float, ...], device: str) -> Chain:
+    blocks = tuple(Block(name=f"{name}b{i}", latency=Deterministic(s), output_bytes=0,
+                         param_bytes=100) for i, s in enumerate(services))
+    return Chain(name=name, model=DNN(blocks=blocks, input_bytes=0),
+                 workload=Workload(arrival=PoissonArrivals(rate=rate)),
+                 placement=Placement.from_mapping({device: [b.name for b in blocks]}))
+
+
+def two_chains(memory_bytes: int = 400) -> System:
+    """Chains of 3 and 2 blocks over 4 devices linked in a ring a-b-c-d plus a-c;
+    a block needs 100 bytes of weights (its activation is 0 bytes)."""
+    devices = [Device(name=n, capacity=k, speed=sp, memory_bytes=memory_bytes)
+               for n, k, sp in (("a", 3, 1.0), ("b", 4, 2.0), ("c", 5, 1.5), ("d", 3, 0.8))]
+    pairs = [("a", "b"), ("b", "c"), ("c", "d"), ("d", "a"), ("a", "c")]
+    links = [Link(source=x, target=y) for p in pairs for x, y in (p, p[::-1])]
+    return System(devices=devices, links=links, chains=[
+        _chain("c0", 1.0, (0.3, 0.2, 0.4), "a"), _chain("c1", 0.8, (0.2, 0.5), "b")])
+
+
+class Mock:
+    """A known function of the placement: a chain loses in proportion to the
+    weighted block count on its busiest device (all chains' blocks counted);
+    its response time is the weight of its devices. Keeps its batch sizes."""
+
+    def __init__(self, delay_s: float = 0.0) -> None:
+        self.batches: list[int] = []
+        self.delay_s = delay_s
+
+    def predict(self, systems: list[System]) -> np.ndarray:
+        self.batches.append(len(systems))
+        time.sleep(self.delay_s)
+        return np.concatenate([mock_rows(s) for s in systems])
+
+
+def mock_rows(system: System) -> np.ndarray:
+    count = {d.name: 0 for d in system.devices}
+    for chain in system.chains:
+        for device, blocks in chain.placement.assignment:
+            count[device] += len(blocks)
+    rows = []
+    for chain in system.chains:
+        used = [device for device, _ in chain.placement.assignment]
+        loss = max(0.04 * count[d] * WEIGHT[d] for d in used)
+        response = sum(WEIGHT[d] * len(b) for d, b in chain.placement.assignment)
+        rows.append((1.0 - min(loss, 1.0), response))
+    return np.array(rows)
+
+
+def brute_force(system: System, shared_memory: bool = True) -> list[tuple[float, float]]:
+    """(worst loss, mean response) of every valid joint placement, best first."""
+    costs = [Costs.of(system, c.name) for c in system.chains]
+    limits = costs[0].memory_limits()
+    out = []
+    for joint in itertools.product(*[list(valid_assignments(c)) for c in costs]):
+        need = sum(c.memory_bytes(a) for c, a in zip(costs, joint))
+        if shared_memory and np.any(need > limits):
+            continue
+        placed = system
+        for c, a in zip(costs, joint):
+            placed = placed.with_placement(c.placement_of(a), c.chain)
+        rows = mock_rows(placed)
+        out.append((float(np.max(1.0 - rows[:, 0])), float(rows[:, 1].mean())))
+    return sorted(out)
+
+
+def key_of(decision) -> tuple[float, float]:
+    rows = mock_rows(decision.system)
+    return float(np.max(1.0 - rows[:, 0])), float(rows[:, 1].mean())
+
+
+def test_finds_the_brute_force_optimum_with_batched_calls():
+    system = two_chains()
+    mock = Mock()
+    decision = surrogate_search(system, model=mock, time_budget_s=1.0, confirm=False,
+                                loss_tolerance=0.0)
+    best = brute_force(system)[0]
+    assert key_of(decision) == pytest.approx(best)
+    assert decision.value == pytest.approx(best[0])
+    assert decision.chain == "c0" and decision.method == "surrogate"
+    assert decision.assignment == tuple(
+        Costs.of(system, "c0").assignment_of(decision.system.chain("c0").placement))
+    details = decision.details
+    assert set(details["placements"]) == {"c0", "c1"} and "simulated" not in details
+    assert 1 <= details["evaluated"] <= len(brute_force(system))  # each placement once
+    assert sum(mock.batches) == details["evaluated"]  # each placement scored once
+    assert len(mock.batches) < details["evaluated"] / 2  # a climb's neighbours in one call
+    assert "steepest descent" in details["search"]
+
+
+def test_respects_shared_memory_and_links():
+    system = two_chains(memory_bytes=200)  # at most two blocks per device, all chains together
+    decision = surrogate_search(system, model=Mock(), time_budget_s=0.5, confirm=False,
+                                loss_tolerance=0.0)
+    assert key_of(decision) == pytest.approx(brute_force(system)[0])
+    assert brute_force(system, shared_memory=False)[0] < brute_force(system)[0]  # it binds
+    costs = [Costs.of(decision.system, c.name) for c in decision.system.chains]
+    joint = [c.assignment_of(decision.system.chain(c.chain).placement) for c in costs]
+    assert all(c.violation(a) is None for c, a in zip(costs, joint))  # links, fragments
+    assert np.all(sum(c.memory_bytes(a) for c, a in zip(costs, joint)) <= 200)
+
+
+def test_time_budget_is_respected_with_a_slow_model():
+    start = time.perf_counter()
+    decision = surrogate_search(two_chains(), model=Mock(delay_s=0.05), time_budget_s=0.6,
+                                confirm=False)
+    assert abs(time.perf_counter() - start - 0.6) < 0.5
+    assert abs(decision.details["search_time_s"] - 0.6) < 0.5
+
+
+def test_confirm_reports_predicted_and_simulated_losses():
+    decision = surrogate_search(two_chains(), model=Mock(), time_budget_s=0.3, jobs=3000,
+                                replications=2, chain="c1")
+    assert decision.chain == "c1" and len(decision.assignment) == 2
+    for name in ("c0", "c1"):
+        predicted = decision.details["predicted"][name]
+        simulated = decision.details["simulated"][name]
+        assert 0.0 <= predicted["loss"] <= 1.0 and predicted["response_time"] > 0
+        assert 0.0 <= simulated["loss"] <= 1.0 and simulated["loss_half_width"] >= 0.0
+        assert simulated["mean_response_time"] > 0
+
+
+def test_errors(tmp_path, monkeypatch):
+    system = two_chains()
+    monkeypatch.setattr(ss, "DEFAULT_MODEL", tmp_path / "chainnet.safetensors")
+    with pytest.raises(InvalidParameterError, match="'model'.*default model file is missing"):
+        surrogate_search(system)
+    with pytest.raises(InvalidParameterError, match="'path'.*weights file is missing"):
+        surrogate_search(system, model=tmp_path / "none.safetensors")
+    with pytest.raises(InvalidParameterError, match="'model'.*predict"):
+        surrogate_search(system, model=object())
+    with pytest.raises(InvalidParameterError, match="'objective'.*worst_loss"):
+        surrogate_search(system, model=Mock(), objective="latency")
+    with pytest.raises(InvalidParameterError, match="'time_budget_s'"):
+        surrogate_search(system, model=Mock(), time_budget_s=0)
+    with pytest.raises(InvalidParameterError, match="'chain'.*c0"):
+        surrogate_search(system, model=Mock(), chain="nope")
+    with pytest.raises(InvalidParameterError, match="'scoring_jobs'"):
+        compare_search(system, model=Mock(), scoring_jobs=0)
+
+
+def test_compare_search_runs_every_method():
+    results = compare_search(two_chains(), model=Mock(), time_budget_s=1.0, jobs=2000,
+                             replications=2, scoring_jobs=300)
+    assert set(results) == {"surrogate", "simulation", "analytic", "ilp"}
+    for method, r in results.items():
+        assert 0.0 <= r["worst_loss"] <= 1.0 and r["worst_loss_half_width"] >= 0.0
+        assert r["evaluated"] >= 1 and r["search_time_s"] < 1.5
+        assert set(r["placements"]) == {"c0", "c1"}
+    assert results["surrogate"]["violation"] is None
+    # each chain alone runs fastest on b: together they overflow its memory
+    assert "memory of b" in results["ilp"]["violation"]
+
+
+@pytest.mark.skipif(not (DATA / "numClasses.txt").is_file(), reason="no ChainNet data")
+def test_a_trained_chainnet_drives_the_search(tmp_path):
+    from edgeperf.io import parse_scenario, read_chainnet
+    from edgeperf.surrogate import build_model, encode, save_model, train
+
+    graphs = [encode(parse_scenario(s.scenario), s.labels) for s in read_chainnet(DATA, 24)]
+    model = build_model("chainnet", hidden=8, iterations=1)
+    train(model, graphs[:16], graphs[16:], epochs=2, batch_size=8, progress=False)
+    save_model(model, tmp_path)
+    decision = surrogate_search(two_chains(), model=tmp_path, time_budget_s=0.5, jobs=2000)
+    assert decision.details["evaluated"] >= 1 and set(decision.details["simulated"]) == {"c0",
+                                                                                         "c1"}
