@@ -13,7 +13,10 @@ decomposition (no learning). Data sets:
   paths of 7-10 devices, up to 4 chains).
 
 It also times a prediction (encoding included) against simulating the same
-deployment with the event engine at the labels' length.
+deployment with the event engine at the labels' length, and searches
+placements of several chains with the surrogate, with the simulator (the
+talk's baseline), with the analytic model and with the ILP per chain, under
+one time budget (``edgeperf.placement.compare_search``).
 
     .venv/bin/python benchmarks/surrogate.py      (or: make bench)
 
@@ -41,6 +44,7 @@ CHAINNET = ROOT.parent / "shared" / "data" / "chainnet" / "val"
 SEED = 0
 #: name -> (file, samples, regime, seed, jobs)
 DATA = {"train": ("chainnet_3000.npz", 3000, "chainnet", 1, 30_000),
+        "train_b": ("chainnet_4000b.npz", 4000, "chainnet", 4, 30_000),
         "generated": ("test_chainnet_500.npz", 500, "chainnet", 2, 60_000),
         "larger": ("test_larger_200.npz", 200, "larger", 3, 60_000)}
 VAL_SAMPLES = 2000  # of ChainNet's 10,000 published deployments
@@ -62,7 +66,7 @@ def baselines() -> dict:
     """GAT, GCN and MLP trained on the training set as the shipped model was."""
     from edgeperf.surrogate import build_model, encode_samples, load_model, save_model, train
 
-    graphs = encode_samples(dataset("train").samples)
+    graphs = encode_samples([*dataset("train").samples, *dataset("train_b").samples])
     order = np.random.default_rng(SEED).permutation(len(graphs))
     cut = int(round(0.2 * len(graphs)))
     val, fit = [graphs[i] for i in order[:cut]], [graphs[i] for i in order[cut:]]
@@ -73,7 +77,8 @@ def baselines() -> dict:
             net = build_model(name, seed=SEED)
             train(net, fit, val, epochs=200, patience=20, seed=SEED, progress=False)
             path.parent.mkdir(parents=True, exist_ok=True)
-            save_model(net, path, provenance={"data": DATA["train"][0], "seed": SEED})
+            save_model(net, path, provenance={"data": [DATA["train"][0], DATA["train_b"][0]],
+                                              "seed": SEED})
         models[name] = load_model(path)
     return models
 
@@ -88,6 +93,27 @@ def simulation_s(samples, n: int = 50) -> float:  # noqa: ANN001
     for i, system in enumerate(systems):
         simulate_chains(system, engine="event", jobs=DATA["train"][4], replications=2, seed=i)
     return (time.perf_counter() - start) / len(systems)
+
+
+def placement_search(model, budget_s: float = 5.0) -> list[dict]:  # noqa: ANN001
+    """Surrogate-, simulation- and analytic-driven search and per-chain ILP under the
+    same time budget, on deployments of the training regime and larger ones."""
+    from edgeperf.io import parse_scenario
+    from edgeperf.placement import compare_search
+    from edgeperf.surrogate import larger_deployment, random_deployment
+
+    out = []
+    for regime, draw in (("chainnet", random_deployment), ("larger", larger_deployment)):
+        for seed in (1, 2):
+            system = parse_scenario(draw(np.random.default_rng(seed)), "<deployment>")
+            result = compare_search(system, time_budget_s=budget_s, seed=seed, model=model)
+            out.append({"regime": regime, "seed": seed, "budget_s": budget_s,
+                        "methods": {k: {x: r[x] for x in ("worst_loss", "worst_loss_half_width",
+                                                          "evaluated", "search_time_s")}
+                                    for k, r in result.items()}})
+            print(f"search {regime} {seed}: " + ", ".join(
+                f"{k} {r['worst_loss']:.3f}" for k, r in result.items()), flush=True)
+    return out
 
 
 def measure() -> dict:
@@ -111,6 +137,7 @@ def measure() -> dict:
                      if r["name"] == "chainnet" and r["dataset"] in ("chainnet_val",))
     return {"host": {"python": sys.version.split()[0], "machine": platform.machine()},
             "models": rows, "inference_s_per_deployment": inference,
+            "placement_search": placement_search(models["chainnet"]),
             "simulation_s_per_deployment": simulation_s(reference),
             "settings": {"val_samples": VAL_SAMPLES, "data": DATA, "seed": SEED},
             "wall_s": time.perf_counter() - started}
@@ -127,6 +154,13 @@ def markdown_table(result: dict) -> str:
             r = next(x for x in result["models"] if x["name"] == name and x["dataset"] == d)
             cells.append(f"{r['mape_tput_ratio']:.2f} / {r['mape_response_time']:.2f}")
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    lines += ["", f"Placement search, {result['placement_search'][0]['budget_s']:g} s each: "
+              "simulated worst-chain loss of each method's winner (candidates scored).", "",
+              "| deployment | " + " | ".join(result["placement_search"][0]["methods"]) + " |",
+              "|---" * (len(result["placement_search"][0]["methods"]) + 1) + "|"]
+    for row in result["placement_search"]:
+        lines.append(f"| {row['regime']} {row['seed']} | " + " | ".join(
+            f"{m['worst_loss']:.3f} ({m['evaluated']})" for m in row["methods"].values()) + " |")
     inf, sim = result["inference_s_per_deployment"], result["simulation_s_per_deployment"]
     lines += ["", f"A prediction takes {inf * 1e3:.2f} ms a deployment (encoding included, "
               f"batches of 256); simulating one as the labels were takes {sim * 1e3:.0f} ms: "
