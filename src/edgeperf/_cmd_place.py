@@ -119,14 +119,23 @@ def _progress():  # noqa: ANN202 - a callback
 
 
 def _print(result: dict) -> None:
-    table = Table(title=f"{result['method']}: minimises {result['objective']} "
-                        f"(found in {result['solve_time_s'] * 1e3:.1f} ms)")
-    table.add_column("device")
-    table.add_column("blocks")
-    for device, blocks in result["placement"].items():
-        shown = blocks[0] if len(blocks) == 1 else f"{blocks[0]} .. {blocks[-1]} ({len(blocks)})"
-        table.add_row(device, shown)
-    _out.print(table)
+    placements = result["details"].get("placements") or {result["chain"]: result["placement"]}
+    simulated = result["details"].get("simulated") or {}
+    for chain, placement in placements.items():
+        title = f"{result['method']}: minimises {result['objective']} (found in " \
+                f"{result['solve_time_s'] * 1e3:.1f} ms)"
+        table = Table(title=title if len(placements) == 1 else f"{title}, chain {chain}")
+        table.add_column("device")
+        table.add_column("blocks")
+        for device, blocks in placement.items():
+            shown = blocks[0] if len(blocks) == 1 else \
+                f"{blocks[0]} .. {blocks[-1]} ({len(blocks)})"
+            table.add_row(device, shown)
+        _out.print(table)
+        if chain in simulated:
+            s = simulated[chain]
+            _out.print(f"simulated: loss {s['loss']:.4g} ± {s['loss_half_width']:.2g}, mean "
+                       f"response {s['mean_response_time']:.5g} s")
     _out.print(f"objective value {result['value']:.6g}; latency without queueing "
                f"{result['latency_s']:.6g} s")
     option = result["details"].get("exit_option")
