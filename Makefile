@@ -7,7 +7,7 @@ STAMP  := $(VENV)/.installed
 SCENARIO ?= examples/scenarios/pi_server.yaml
 SHARED   ?= examples/scenarios/shared_edge.yaml
 
-.PHONY: run test bench clean
+.PHONY: run test bench surrogate clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -57,6 +57,15 @@ test: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/run.py
+
+# Retrain the shipped learned twin from scratch: 7000 deployments labelled by the
+# simulator (about 15 minutes on 2 cores), then training (about 10 more).
+surrogate: $(STAMP)
+	mkdir -p build/surrogate
+	$(BIN)/edgeperf surrogate generate --out build/surrogate/chainnet_3000.npz --samples 3000 --seed 1
+	$(BIN)/edgeperf surrogate generate --out build/surrogate/chainnet_4000b.npz --samples 4000 --seed 4
+	$(BIN)/edgeperf surrogate train build/surrogate/chainnet_3000.npz \
+		build/surrogate/chainnet_4000b.npz --out models/surrogate
 
 clean:
 	rm -rf $(VENV) build src/*.egg-info .pytest_cache .hypothesis
