@@ -184,10 +184,12 @@ def mincut_dag() -> dict:
         start = time.perf_counter()
         split = solver.solve(bandwidth)
         redecide = time.perf_counter() - start
-        fresh = MinCutSolver(graph, edge_s, server_s).solve(bandwidth)
+        start = time.perf_counter()
+        fresh = MinCutSolver(graph, edge_s, server_s).solve(bandwidth)  # build, then solve
+        fresh_s = time.perf_counter() - start
         out["bandwidths"].append({"bandwidth_bps": bandwidth, "latency_s": split.latency_s,
                                   "edge_nodes": len(split.edge), "cut_tensors": len(split.cut),
-                                  "redecide_s": redecide, "fresh_s": fresh.solve_time_s,
+                                  "redecide_s": redecide, "fresh_s": fresh_s,
                                   "same_cut": split.edge == fresh.edge})
     return out
 
@@ -261,7 +263,8 @@ def markdown_table(result: dict) -> str:
     dag = result["mincut_dag"]
     lines.append(f"Min-cut on ResNet-32's fx graph ({dag['nodes']} nodes): " + "; ".join(
         f"{b['bandwidth_bps'] / 1e6:g} Mbit/s → {b['edge_nodes']} nodes on the edge, "
-        f"re-decided in {b['redecide_s'] * 1e3:.1f} ms" for b in dag["bandwidths"]) + ".")
+        f"re-decided in {b['redecide_s'] * 1e3:.1f} ms (built and solved afresh: "
+        f"{b['fresh_s'] * 1e3:.1f} ms)" for b in dag["bandwidths"]) + ".")
     rs = result["resplitting"]
     lines += ["", f"Online re-splitting on the pair at {rs['arrival_rate']:g}/s, Wi-Fi at "
               + ", ".join(f"{x / 1e6:g}" for x in rs["trace_levels_bps"])

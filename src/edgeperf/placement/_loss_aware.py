@@ -4,8 +4,8 @@ end-to-end loss is least, or whose accuracy is best within a loss target.
 The latency-only methods (Neurosurgeon, min-cut, the ILP's latency objective)
 put every block where it runs fastest, so under load one device takes all the
 work and its queue overflows. This method scores placements with the analytic
-loss chain (:class:`edgeperf.queueing.DecompositionEvaluator`, milliseconds a
-placement, with two-moment matched laws) and confirms its best few with the
+loss chain (:class:`edgeperf.queueing.DecompositionEvaluator` with
+two-moment matched laws, whose arrival pmfs are closed forms) and confirms its best few with the
 simulator.
 
 Search (documented in ``docs/background/placement.md``):

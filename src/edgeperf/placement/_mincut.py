@@ -25,10 +25,9 @@ cost either way, so only the difference gets a terminal edge; a tensor read by
 one node is cut on a direct edge, without an auxiliary node.
 
 Re-deciding when the bandwidth changes (:class:`MinCutSolver`) reuses the flow
-network and its residual graph and only rewrites the transfer capacities. On
-the fx graph of a zoo ``resnet32`` (width 16: 127 nodes, 141 edges; edge 4x
-slower and server 4x faster than a 2-core host; median of 100) a re-decision
-took about 1.0 ms against 2.8 ms for building and solving from scratch.
+network and its residual graph and only rewrites the transfer capacities;
+``benchmarks/placement.py`` times a re-decision against building and solving
+from scratch on ResNet-32's fx graph.
 """
 
 from __future__ import annotations
@@ -135,7 +134,7 @@ class MinCutSolver:
                          for i, (c, e) in enumerate(zip(server, edge)) if e > c)
         for u, w in graph.edges:  # closure: data never flows back to the edge
             g.add_edge(w, u, capacity=big)
-        for u, (_, w) in self._cut_edges.items():  # placeholder capacity 1 stays in the residual
+        for u, (_, w) in self._cut_edges.items():  # capacity set by each solve
             g.add_edge(u, w, capacity=1)
             if w == ("a", u):
                 g.add_edges_from((w, x, {"capacity": big}) for x in graph.successors(u))

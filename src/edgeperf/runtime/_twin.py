@@ -9,9 +9,9 @@ online policy is simulated with the same policy object (event engine) and
 has no analytic prediction.
 
 Where the twin cannot match: a worker's fragment costs more than the
-profile's blocks (numpy in and out, Python between blocks: about 1.5x on the
-CI host) — :func:`calibrate` measures that factor per device and the twin
-can use it, as a profile measured on that device would; a slower device is
+profile's blocks (numpy in and out, Python between blocks, cold caches) —
+:func:`measured_calibration` takes that factor per device from the workers'
+heartbeats and the twin can use it, as a profile measured on that device would; a slower device is
 emulated by holding each job until its CPU time divided by the speed has
 passed, and sleeps overshoot by scheduler latency; the workers share this
 host's cores, so the parts that are not stretched (receiving, decoding,
@@ -22,7 +22,6 @@ seconds holds few jobs, so its half-widths are wide.
 
 from __future__ import annotations
 
-import time
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -34,7 +33,7 @@ from ..model import DNN, ExitTable, Metrics, System
 from ._deployment import Deployment
 from ._orchestrator import RunResult
 
-__all__ = ["twin_report", "calibrate", "measured_calibration", "KEYS", "exit_probabilities"]
+__all__ = ["twin_report", "measured_calibration", "KEYS", "exit_probabilities"]
 
 #: The metrics the twin compares.
 KEYS = ("loss_probability", "throughput", "mean_response_time", "p95_response_time",
@@ -120,41 +119,10 @@ def _online_twin(system: System, table: ExitTable, deployment: Deployment, *, jo
                          policies=policy))  # type: ignore[return-value]
 
 
-def calibrate(deployment: Deployment, *, repetitions: int = 30) -> dict[str, float]:
-    """Per device: the CPU time a worker's fragment takes here (the runtime's
-    code path: numpy in and out, every hosted exit head) over what the profile
-    says for those blocks. Timed in this process, one fragment after another on
-    a real input, so no worker competes for the core."""
-    from ._fragment import Fragment
-    from ._loadgen import test_inputs
-
-    profile = _profile_means(deployment)
-    x = test_inputs(deployment.model_dir).images[0][None]
-    factors = {}
-    for spec in deployment.workers:
-        fragment = Fragment.load(deployment.model_dir, spec.first, spec.last, threads=1)
-        out, _ = fragment.run(x)  # warm-up, and the next fragment's input
-        times = []
-        for _ in range(repetitions):
-            start = time.thread_time()
-            fragment.run(x)
-            times.append(time.thread_time() - start)
-        factors[spec.device] = float(np.median(times)) / sum(profile[spec.first:spec.last + 1])
-        x = out
-    return factors
-
-
 def measured_calibration(run: RunResult) -> dict[str, float]:
     """Per device: the CPU time its jobs took in the run over the profile's
     time for the blocks they ran (from the workers' heartbeats)."""
     return {d: w["cpu_s"] / w["profile_s"] for d, w in run.work.items() if w["profile_s"] > 0}
-
-
-def _profile_means(deployment: Deployment) -> list[float]:
-    from ..profiling import load_profile
-
-    profile = load_profile(Path(deployment.model_dir) / "profile.json")
-    return [b.law.mean for b in profile.blocks]
 
 
 def _calibrated(system: System, chain: str, factors: dict[str, float]) -> System:
@@ -177,7 +145,7 @@ def twin_report(system: System, deployment: Deployment, run: RunResult, *,
                 calibration: dict[str, float] | None = None) -> dict[str, Any]:
     """Measured metrics next to the analytic and simulated predictions, with the
     relative error of the measurement against each (see the module docstring
-    for where they cannot agree). ``calibration`` (from :func:`calibrate`)
+    for where they cannot agree). ``calibration`` (from :func:`measured_calibration`)
     scales each device's profiled latencies to what the runtime's fragment
     costs on this host, as a profile measured on that device would."""
     table = ExitTable.load(Path(deployment.model_dir) / "exit_table.npz")
