@@ -9,8 +9,10 @@ import torch
 
 from surrogate_cases import TWO_LABELS, exits_and_link, two_chains
 from edgeperf.exceptions import InvalidParameterError
+from edgeperf.io import parse_scenario
+from edgeperf.surrogate import random_deployment
 from edgeperf.surrogate._graph import (CHAIN_FEATURES, DEVICE_FEATURES, FRAGMENT_FEATURES,
-                                       collate, encode)
+                                       collate, encode, encode_batch)
 
 
 def col(names, name):
@@ -98,6 +100,21 @@ def test_collate_shifts_indices():
     assert collate([a, b]).target is None  # one graph without labels: no targets
 
 
+def test_encode_batch_equals_collating_single_encodings():
+    rng = np.random.default_rng(5)
+    systems = [two_chains(), exits_and_link(),
+               *(parse_scenario(random_deployment(rng, "edgeperf"), "<drawn>") for _ in range(20))]
+    labels = [TWO_LABELS, None, *([None] * 20)]
+    one_by_one, together = collate([encode(s) for s in systems]), encode_batch(systems)
+    for name in ("device_x", "fragment_x", "chain_x", "fragment_device", "fragment_chain",
+                 "fragment_position", "chain_length", "chain_graph", "service_time"):
+        a, b = getattr(one_by_one, name), getattr(together, name)
+        assert a.dtype == b.dtype and torch.equal(a, b), name
+    assert together.systems == tuple(systems)
+    labelled = encode_batch(systems[:1] * 2, [TWO_LABELS, TWO_LABELS])
+    assert torch.equal(labelled.target, collate([encode(systems[0], labels[0])] * 2).target)
+
+
 def test_errors():
     with pytest.raises(InvalidParameterError,
                        match="'system' parameter of encode must be a System"):
@@ -110,3 +127,7 @@ def test_errors():
         collate([])
     with pytest.raises(InvalidParameterError, match="'target' parameter of DeploymentGraph"):
         encode(two_chains()).labels()
+    with pytest.raises(InvalidParameterError, match="'systems' parameter of encode_batch"):
+        encode_batch([])
+    with pytest.raises(InvalidParameterError, match=r"one list per system \(1\)"):
+        encode_batch([two_chains()], [TWO_LABELS, TWO_LABELS])

@@ -55,7 +55,9 @@ class Block:
     def latency_on(self, device: Device) -> ServiceLaw:
         """The block's latency law on ``device``: measured there, or scaled by its speed."""
         measured = self.device_latency.get(device.name)
-        return measured if measured is not None else self.latency.scaled(1.0 / device.speed)
+        if measured is not None:
+            return measured
+        return self.latency if device.speed == 1.0 else self.latency.scaled(1.0 / device.speed)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -118,17 +118,15 @@ def stations_of(system: System, chain: str | None = None) -> tuple[Station, ...]
                 exits.append(StationExit(name=blocks[i].name, probability=reach * q,
                                          service=_sum(latencies)))
                 reach *= 1.0 - q
-        station = Station(name=device.name, capacity=device.capacity, service=_sum(latencies),
-                          exits=tuple(exits))
+        link = None
         if n + 1 < len(fragments):
             link = system.link_between(fragment.device, fragments[n + 1].device)
             assert link is not None  # System.validate guarantees it
-            if link.ideal:
-                out.append(replace(station, delay_s=link.latency_s))
-                continue
-            out += [station, _link_station(link, blocks[fragment.last].output_bytes)]
-        else:
-            out.append(station)
+        out.append(Station(name=device.name, capacity=device.capacity, service=_sum(latencies),
+                           exits=tuple(exits),
+                           delay_s=link.latency_s if link is not None and link.ideal else 0.0))
+        if link is not None and not link.ideal:
+            out.append(_link_station(link, blocks[fragment.last].output_bytes))
     if upload is not None and upload.ideal:  # a pure delay: where it is added does not matter
         out[0] = replace(out[0], delay_s=out[0].delay_s + upload.latency_s)
     return tuple(out)

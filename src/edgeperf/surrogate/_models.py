@@ -27,7 +27,7 @@ from .. import _validation as v
 from ..exceptions import NotFittedError
 from ..model import System
 from ._graph import CHAIN_FEATURES, DEVICE_FEATURES, FRAGMENT_FEATURES, DeploymentGraph
-from ._graph import collate, encode
+from ._graph import collate, encode, encode_batch
 
 __all__ = ["SurrogateModel", "ChainNetModel", "GATModel", "GCNModel", "MLPModel",
            "AnalyticModel", "MODELS", "build_model", "as_batch"]
@@ -44,6 +44,8 @@ def as_batch(items: object, owner: str) -> DeploymentGraph:
             isinstance(x, (DeploymentGraph, System)) for x in items):
         raise v.fail(owner, "graphs", "a DeploymentGraph, a System or a non-empty list of them",
                      type(items).__name__)
+    if all(isinstance(x, System) for x in items):
+        return encode_batch(items)
     return collate([x if isinstance(x, DeploymentGraph) else encode(x) for x in items])
 
 
@@ -95,7 +97,7 @@ class SurrogateModel(nn.Module):
         batch = as_batch(graphs, f"{type(self).__name__}.predict")
         was_training = self.training
         self.eval()
-        with torch.no_grad():
+        with torch.inference_mode():
             ratios = self(batch).double().numpy()
         self.train(was_training)
         return batch.scale_back(ratios)
@@ -138,7 +140,8 @@ class ChainNetModel(SurrogateModel):
         n_chain, n_dev, steps = chain.shape[0], dev.shape[0], int(batch.chain_length.max())
         slot = batch.fragment_chain * steps + batch.fragment_position
         for _ in range(self.config["iterations"]):
-            hop_in = torch.cat([frag, dev[where]], 1)
+            host = dev[where]  # each fragment's device state, fixed until the device update
+            hop_in = torch.cat([frag, host], 1)
             padded = hop_in.new_zeros(n_chain * steps, hop_in.shape[1]).index_copy(0, slot, hop_in)
             packed = pack_padded_sequence(padded.view(n_chain, steps, -1), batch.chain_length,
                                           batch_first=True, enforce_sorted=False)
@@ -146,8 +149,8 @@ class ChainNetModel(SurrogateModel):
             out = pad_packed_sequence(out, batch_first=True, total_length=steps)[0]
             chain = last[0]
             frag = self.fragment_cell(torch.cat([out.reshape(n_chain * steps, -1)[slot],
-                                                 dev[where]], 1), frag)
-            alpha = softmax(self.score(torch.cat([dev[where], frag], 1)).squeeze(-1),
+                                                 host], 1), frag)
+            alpha = softmax(self.score(torch.cat([host, frag], 1)).squeeze(-1),
                             where, num_nodes=n_dev)
             message = scatter(alpha.unsqueeze(-1) * self.value(frag), where, 0,
                               dim_size=n_dev, reduce="sum")
