@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from surrogate_cases import TWO_LABELS, exits_and_link, two_chains
+from surrogate_cases import TWO_CHAINS, TWO_LABELS, exits_and_link, two_chains
 from edgeperf.exceptions import InvalidParameterError
 from edgeperf.io import parse_scenario
 from edgeperf.surrogate import random_deployment
@@ -131,3 +131,37 @@ def test_errors():
         encode_batch([])
     with pytest.raises(InvalidParameterError, match=r"one list per system \(1\)"):
         encode_batch([two_chains()], [TWO_LABELS, TWO_LABELS])
+
+
+def mm1k_blocking(rho, k):
+    """P(full) of an M/M/1/K from its stationary law p_n ~ rho^n, n = 0..K."""
+    weights = rho ** np.arange(k + 1)
+    return weights[-1] / weights.sum()
+
+
+@pytest.mark.parametrize("rho", [1e-3, 0.5, 1.0 - 1e-12, 1.0, 1.7, 40.0])
+@pytest.mark.parametrize("k", [1, 3, 50])
+def test_blocking_is_the_mm1k_formula(rho, k):
+    from edgeperf.surrogate._graph import _blocking
+
+    got = _blocking(np.array([rho]), np.array([float(k)]))[0]
+    assert got == pytest.approx(mm1k_blocking(rho, k), rel=1e-9)
+
+
+def test_mm1k_features_of_a_tandem():
+    # TWO_CHAINS at 8 times the rates; the flows are acyclic (d3 -> d1 -> d2),
+    # so the fixed point can be written down station by station
+    scenario = {**TWO_CHAINS, "chains": [
+        {**ch, "workload": {"arrival": {"process": "poisson",
+                                        "rate": 8 * ch["workload"]["arrival"]["rate"]}}}
+        for ch in TWO_CHAINS["chains"]]}
+    g = encode(parse_scenario(scenario))
+    a3 = 1 - mm1k_blocking(8 * 0.25 * 0.1, 4)
+    a1 = 1 - mm1k_blocking(8 * 0.5 * 0.5 + 8 * 0.25 * 0.2 * a3, 2)
+    a2 = 1 - mm1k_blocking(a1 * (8 * 0.5 * 0.25 + 8 * 0.25 * 0.3 * a3), 3)
+    accept = g.device_x[:, col(DEVICE_FEATURES, "mm1k_accept")].double().numpy()
+    assert accept == pytest.approx([a1, a2, a3], rel=1e-5)
+    reach = g.fragment_x[:, col(FRAGMENT_FEATURES, "mm1k_reach")].double().numpy()
+    assert reach == pytest.approx([1, a1, 1, a3, a3 * a1], rel=1e-5)
+    tput = g.chain_x[:, col(CHAIN_FEATURES, "mm1k_tput")].double().numpy()
+    assert tput == pytest.approx([a1 * a2, a3 * a1 * a2], rel=1e-5)

@@ -126,6 +126,14 @@ def test_store_errors(tmp_path):
     (tmp_path / "chainnet.json").write_text(json.dumps(text))
     with pytest.raises(InvalidParameterError, match="weights that fit the described model"):
         load_model(tmp_path)
+    text["config"]["hidden"] = 8
+    features = text["normalization"]["chain"]["features"]
+    text["normalization"]["chain"]["features"] = ["an_older_feature"]
+    (tmp_path / "chainnet.json").write_text(json.dumps(text))
+    with pytest.raises(InvalidParameterError, match="trained on this version's graph features"):
+        load_model(tmp_path)
+    text["normalization"]["chain"]["features"] = features
+    (tmp_path / "chainnet.json").write_text(json.dumps(text))
     (tmp_path / "chainnet.safetensors").write_bytes(b"not safetensors")
     with pytest.raises(InvalidParameterError, match="a valid safetensors file"):
         load_model(tmp_path)

@@ -33,14 +33,18 @@ __all__ = ["DEVICE_FEATURES", "FRAGMENT_FEATURES", "CHAIN_FEATURES", "Deployment
            "encode", "encode_batch", "encode_samples", "collate"]
 
 DEVICE_FEATURES = ("log_capacity", "inv_capacity", "log_speed", "fragments", "load",
-                   "log_load", "load_per_capacity", "service_scv", "is_link")
+                   "log_load", "load_per_capacity", "service_scv", "is_link", "log_mm1k_load",
+                   "mm1k_accept")
 FRAGMENT_FEATURES = ("service_share", "device_share", "scv", "reach", "utilisation",
                      "log_utilisation", "rate_share", "load_share", "position", "inv_length",
-                     "exit_probability", "delay_share", "device_load", "log_capacity")
+                     "exit_probability", "delay_share", "device_load", "log_capacity",
+                     "mm1k_reach", "mm1k_accept")
 CHAIN_FEATURES = ("offered", "log_offered", "length", "service_share", "max_load",
-                  "log_max_load", "mean_load", "min_log_capacity", "log_capacity_sum")
+                  "log_max_load", "mean_load", "min_log_capacity", "log_capacity_sum",
+                  "mm1k_tput", "log_mm1k_tput")
 TARGETS = ("tput_ratio", "response_ratio")
 _EPS = 1e-4  # keeps logs of idle devices finite
+_ROUNDS = 30  # fixed-point rounds of the M/M/1/K decomposition (converged well before)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -190,6 +194,11 @@ def _features(cols: _Columns) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.nd
                 "inv_length": 1.0 / length[c], "exit_probability": 1.0 - h["passing"],
                 "delay_share": h["delay"] / total[c], "device_load": hop_load,
                 "log_capacity": log_k}
+    accept, arrive = _mm1k_decomposition(h, k, n_dev)
+    device |= {"log_mm1k_load": np.log(per_device(u * arrive) + _EPS), "mm1k_accept": accept}
+    fragment |= {"mm1k_reach": arrive * h["rate"] / chain_rate[c], "mm1k_accept": accept[dev]}
+    # a job is lost where it is refused: the chain keeps what no hop refuses
+    tput = 1.0 - per_chain(arrive * (1.0 - accept[dev]) * h["rate"]) / chain_rate
     most, least = np.full(n_chain, -np.inf), np.full(n_chain, np.inf)
     np.maximum.at(most, c, hop_load)
     np.minimum.at(least, c, log_k)
@@ -197,10 +206,47 @@ def _features(cols: _Columns) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.nd
     chain = {"offered": offered, "log_offered": np.log(offered), "length": length,
              "service_share": total / np.bincount(graph, total)[graph], "max_load": most,
              "log_max_load": np.log(most + _EPS), "mean_load": per_chain(hop_load) / length,
-             "min_log_capacity": least, "log_capacity_sum": per_chain(log_k)}
+             "min_log_capacity": least, "log_capacity_sum": per_chain(log_k),
+             "mm1k_tput": tput, "log_mm1k_tput": np.log(np.maximum(tput, _EPS))}
     return tuple(np.stack([rows[n] for n in names], 1) for rows, names in (  # type: ignore[return-value]
         (device, DEVICE_FEATURES), (fragment, FRAGMENT_FEATURES), (chain, CHAIN_FEATURES))) \
         + (total,)
+
+
+def _blocking(load: np.ndarray, capacity: np.ndarray) -> np.ndarray:
+    """P(full) of an M/M/1/K queue offered ``load`` (rho), written so that no
+    power overflows: (1 - rho) rho^K / (1 - rho^(K+1)), or with r = 1/rho > 1
+    (1 - r) / (1 - r^(K+1)); 1/(K+1) at rho = 1 and 0 when idle."""
+    rho = np.maximum(load, 1e-12)
+    near = np.abs(rho - 1.0) < 1e-9
+    r = np.where(rho > 1.0, 1.0 / rho, rho)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        below = (1.0 - r) * r**capacity / (1.0 - r ** (capacity + 1))
+        above = (1.0 - r) / (1.0 - r ** (capacity + 1))
+    return np.where(near, 1.0 / (capacity + 1), np.where(rho > 1.0, above, below))
+
+
+def _mm1k_decomposition(h: dict[str, np.ndarray], capacity: np.ndarray,
+                        n_dev: int) -> tuple[np.ndarray, np.ndarray]:
+    """Losses as if every station were an M/M/1/K fed by Poisson flows, each
+    flow thinned by what the hops before it refused (a fixed point, vectorised
+    over the batch). Returns each station's accepted share and, per hop, the
+    share of the chain's jobs (exits aside) that get there. Cheap and crude
+    (service is taken as exponential, flows as Poisson), it gets the first-order
+    effect of overload and small buffers right: where the training data has
+    few examples, the networks correct it rather than extrapolate."""
+    c, dev = h["chain"], h["station"]
+    work = h["rate"] * h["mean"]
+    start = np.flatnonzero(np.r_[True, c[1:] != c[:-1]])  # first hop of chain 0, 1, ...
+    accept, arrive = np.ones(n_dev), np.ones(len(c))
+    for _ in range(_ROUNDS):
+        load = np.bincount(dev, work * arrive, minlength=n_dev)
+        # damped: stations shared by chains crossing in opposite orders can oscillate
+        accept = np.sqrt(accept * (1.0 - _blocking(load, capacity)))
+        logs = np.log(accept[dev])
+        before = np.cumsum(logs) - logs  # over the earlier hops of the whole batch
+        arrive = np.exp(before - before[start][c])
+    return accept, arrive
 
 
 def _labels(system: System, labels: Sequence[Mapping[str, float]]) -> list[tuple[float, float]]:

@@ -94,6 +94,14 @@ def _description(path: Path) -> dict[str, Any]:
     if text.get("model") not in MODELS or text["model"] == "analytic":
         raise v.fail("load_model", "path", f"a description naming a learned model "
                      f"{sorted(set(MODELS) - {'analytic'})}", text.get("model"))
+    saved = {key: (text.get("normalization") or {}).get(key, {}).get("features")
+             for key in ("device", "fragment", "chain")}
+    expected = {key: list(f) for key, f in (("device", DEVICE_FEATURES),
+                                            ("fragment", FRAGMENT_FEATURES),
+                                            ("chain", CHAIN_FEATURES))}
+    if saved != expected:
+        raise v.fail("load_model", "path", "a model trained on this version's graph features "
+                     "(retrain it: edgeperf surrogate train)", str(path))
     return text
 
 
