@@ -10,10 +10,14 @@ decomposition (no learning). Data sets:
 * ``chainnet_val``: ChainNet's published deployments (``../shared/data/chainnet/val``),
   never used for training — cross-dataset generalisation;
 * ``larger``: deployments larger than any seen in training (11-16 devices,
-  paths of 7-10 devices, up to 4 chains).
+  paths of 7-10 devices, up to 4 chains);
+* ``edgeperf``: held-out deployments with early exits, link stations and
+  variable service, judged for the shipped model and for the same network
+  trained with such deployments added.
 
 It also times a prediction (encoding included) against simulating the same
-deployment with the event engine at the labels' length, and searches
+deployment with the event engine, at the labels' length and at each length of
+a curve of the simulation's own error against the published labels, and searches
 placements of several chains with the surrogate, with the simulator (the
 talk's baseline), with the analytic model and with the ILP per chain, under
 one time budget (``edgeperf.placement.compare_search``).
@@ -42,11 +46,21 @@ CACHE = ROOT / "build" / "surrogate"
 SHIPPED = ROOT / "models" / "surrogate" / "chainnet.safetensors"
 CHAINNET = ROOT.parent / "shared" / "data" / "chainnet" / "val"
 SEED = 0
-#: name -> (file, samples, regime, seed, jobs)
-DATA = {"train": ("chainnet_3000.npz", 3000, "chainnet", 1, 30_000),
-        "train_b": ("chainnet_4000b.npz", 4000, "chainnet", 4, 30_000),
+#: name -> (file, samples, regime, seed, jobs): what `make surrogate` trains the
+#: shipped model on (TRAIN), the edgeperf-regime training set, and the test sets
+DATA = {"train_1": ("chainnet_3000.npz", 3000, "chainnet", 1, 30_000),
+        "train_4": ("chainnet_4000b.npz", 4000, "chainnet", 4, 30_000),
+        "train_5": ("chainnet_4000_s5.npz", 4000, "chainnet", 5, 30_000),
+        "train_6": ("chainnet_4000_s6.npz", 4000, "chainnet", 6, 30_000),
+        "train_7": ("chainnet_4000_s7.npz", 4000, "chainnet", 7, 30_000),
+        "train_edgeperf": ("edgeperf_4000_s8.npz", 4000, "edgeperf", 8, 30_000),
         "generated": ("test_chainnet_500.npz", 500, "chainnet", 2, 60_000),
-        "larger": ("test_larger_200.npz", 200, "larger", 3, 60_000)}
+        "larger": ("test_larger_200.npz", 200, "larger", 3, 60_000),
+        "edgeperf": ("test_edgeperf_500.npz", 500, "edgeperf", 12, 60_000)}
+TRAIN = ("train_1", "train_4", "train_5", "train_6", "train_7")
+#: run lengths (arrivals per replication, replications) of the simulation-accuracy curve
+SIM_LENGTHS = ((1_000, 1), (3_000, 1), (10_000, 1), (30_000, 2))
+SIM_SAMPLES = 150  # published deployments simulated at each length
 VAL_SAMPLES = 2000  # of ChainNet's 10,000 published deployments
 
 
@@ -62,40 +76,76 @@ def dataset(name: str):  # noqa: ANN201 - a Dataset
     return load_dataset(path)
 
 
-def baselines() -> dict:
-    """GAT, GCN and MLP trained on the training set as the shipped model was."""
+def _fit(name: str, sets: tuple[str, ...]):  # noqa: ANN202 - a trained model
+    """A model trained on the data sets ``sets`` as `make surrogate` trains the
+    shipped one (a fifth held out for early stopping, same seed), cached."""
     from edgeperf.surrogate import build_model, encode_samples, load_model, save_model, train
 
-    graphs = encode_samples([*dataset("train").samples, *dataset("train_b").samples])
-    order = np.random.default_rng(SEED).permutation(len(graphs))
-    cut = int(round(0.2 * len(graphs)))
-    val, fit = [graphs[i] for i in order[:cut]], [graphs[i] for i in order[cut:]]
-    models = {"chainnet": load_model(SHIPPED)}
-    for name in ("gat", "gcn", "mlp"):
-        path = CACHE / "models" / f"{name}.safetensors"
-        if not path.is_file():
-            net = build_model(name, seed=SEED)
-            train(net, fit, val, epochs=200, patience=20, seed=SEED, progress=False)
-            path.parent.mkdir(parents=True, exist_ok=True)
-            save_model(net, path, provenance={"data": [DATA["train"][0], DATA["train_b"][0]],
-                                              "seed": SEED})
-        models[name] = load_model(path)
-    return models
+    path = CACHE / "models" / f"{name}.safetensors"
+    if not path.is_file():
+        graphs = encode_samples([s for d in sets for s in dataset(d).samples])
+        order = np.random.default_rng(SEED).permutation(len(graphs))
+        cut = int(round(0.2 * len(graphs)))
+        val, fit = [graphs[i] for i in order[:cut]], [graphs[i] for i in order[cut:]]
+        net = build_model(name.split("_")[0], seed=SEED)
+        train(net, fit, val, epochs=200, patience=20, seed=SEED, progress=False)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        save_model(net, path, provenance={"data": [DATA[d][0] for d in sets], "seed": SEED})
+    return load_model(path)
 
 
-def simulation_s(samples, n: int = 50) -> float:  # noqa: ANN001
-    """Seconds to simulate one deployment as the labels were (event engine)."""
+def baselines() -> dict:
+    """The shipped model, and GAT, GCN and MLP trained on its training data."""
+    from edgeperf.surrogate import load_model
+
+    return {"chainnet": load_model(SHIPPED), **{n: _fit(n, TRAIN) for n in ("gat", "gcn", "mlp")}}
+
+
+def _published_sample_rows(samples) -> np.ndarray:  # noqa: ANN001
+    return np.array([[c["tput_ratio"], c["response_time"]] for s in samples for c in s.labels])
+
+
+def simulation_curve(samples, model) -> dict:  # noqa: ANN001
+    """The event engine's MAPE against the published labels and its time per
+    deployment at each run length of SIM_LENGTHS, beside the surrogate's MAPE
+    on the same deployments. A response time the run could not measure (no
+    job completed) counts as a 100% error."""
     from edgeperf.io import parse_scenario
     from edgeperf.sim import simulate_chains
+    from edgeperf.surrogate import evaluate_model, mape
 
-    systems = [parse_scenario(s.scenario, "<deployment>") for s in samples[:n]]
-    start = time.perf_counter()
-    for i, system in enumerate(systems):
-        simulate_chains(system, engine="event", jobs=DATA["train"][4], replications=2, seed=i)
-    return (time.perf_counter() - start) / len(systems)
+    samples = samples[:SIM_SAMPLES]
+    systems = [parse_scenario(s.scenario, "<deployment>") for s in samples]
+    true = _published_sample_rows(samples)
+    simulate_chains(systems[0], engine="event", jobs=100, replications=1)  # imports, caches
+    rows = []
+    for jobs, reps in SIM_LENGTHS:
+        pred, start = [], time.perf_counter()
+        for i, system in enumerate(systems):
+            devices = {d.name for d in system.devices}
+            for m in simulate_chains(system, engine="event", jobs=jobs, replications=reps,
+                                     seed=i).values():
+                times = [x.mean_response_time for x in m.stations if x.name in devices]
+                pred.append((1.0 - m.loss_probability,
+                             np.nan if None in times else float(sum(times))))
+        seconds = (time.perf_counter() - start) / len(systems)
+        pred = np.array(pred)
+        pred[np.isnan(pred)] = 0.0  # |0 - t| / t = 100%
+        err = mape(pred, true)
+        rows.append({"jobs": jobs, "replications": reps, "s_per_deployment": seconds,
+                     "mape_tput_ratio": err["tput_ratio"],
+                     "mape_response_time": err["response_time"]})
+        print(f"simulation {jobs}x{reps}: {seconds * 1e3:.1f} ms, tput {err['tput_ratio']:.2f}%"
+              f", resp {err['response_time']:.2f}%", flush=True)
+    learned = evaluate_model(model, samples)
+    matched = next((r for r in rows if r["mape_tput_ratio"] <= learned["mape_tput_ratio"]
+                    and r["mape_response_time"] <= learned["mape_response_time"]), None)
+    return {"deployments": len(samples), "lengths": rows,
+            "surrogate": {k: learned[k] for k in ("mape_tput_ratio", "mape_response_time")},
+            "matched": matched}
 
 
-def placement_search(model, budget_s: float = 5.0) -> list[dict]:  # noqa: ANN001
+def placement_search(model, budget_s: float = 5.0, seeds=(1, 2, 3, 4)) -> list[dict]:  # noqa: ANN001
     """Surrogate-, simulation- and analytic-driven search and per-chain ILP under the
     same time budget, on deployments of the training regime and larger ones."""
     from edgeperf.io import parse_scenario
@@ -104,7 +154,7 @@ def placement_search(model, budget_s: float = 5.0) -> list[dict]:  # noqa: ANN00
 
     out = []
     for regime, draw in (("chainnet", random_deployment), ("larger", larger_deployment)):
-        for seed in (1, 2):
+        for seed in seeds:
             system = parse_scenario(draw(np.random.default_rng(seed)), "<deployment>")
             result = compare_search(system, time_budget_s=budget_s, seed=seed, model=model)
             out.append({"regime": regime, "seed": seed, "budget_s": budget_s,
@@ -116,8 +166,45 @@ def placement_search(model, budget_s: float = 5.0) -> list[dict]:  # noqa: ANN00
     return out
 
 
+def _evaluate_all(models: dict, sets: dict) -> list[dict]:
+    from edgeperf.surrogate import evaluate_model
+
+    rows = []
+    for model_name, model in models.items():
+        for data_name, samples in sets.items():
+            r = evaluate_model(model, samples)
+            rows.append({"name": model_name, "dataset": data_name, **r})
+            print(f"{model_name:18s} {data_name:13s} tput {r['mape_tput_ratio']:6.2f}%  "
+                  f"resp {r['mape_response_time']:6.2f}%", flush=True)
+    return rows
+
+
+BANDS = (0.0, 0.2, 0.5, 0.8, 0.95, 1.0 + 1e-9)  # of the true throughput ratio
+
+
+def error_by_band(model, samples) -> list[dict]:  # noqa: ANN001
+    """Per band of the true throughput ratio: chains, the model's MAPE there, its
+    mean signed error (positive: too high) and the band's share of the total
+    absolute percentage error."""
+    from edgeperf.io import parse_scenario
+
+    pred = model.predict([parse_scenario(s.scenario, "<deployment>") for s in samples])[:, 0]
+    true = _published_sample_rows(samples)[:, 0]
+    keep = true > 0
+    pred, true = pred[keep], true[keep]
+    rel = (pred - true) / true
+    out = []
+    for low, high in zip(BANDS, BANDS[1:]):
+        k = (true >= low) & (true < high)
+        out.append({"low": low, "high": min(high, 1.0), "chains": int(k.sum()),
+                    "mape": float(np.abs(rel[k]).mean() * 100) if k.any() else None,
+                    "bias": float(rel[k].mean() * 100) if k.any() else None,
+                    "share_of_error": float(np.abs(rel[k]).sum() / np.abs(rel).sum())})
+    return out
+
+
 def measure() -> dict:
-    from edgeperf.surrogate import AnalyticModel, evaluate_model, from_chainnet
+    from edgeperf.surrogate import AnalyticModel, from_chainnet
 
     started = time.perf_counter()
     sets = {"generated": list(dataset("generated").samples),
@@ -125,51 +212,92 @@ def measure() -> dict:
     if CHAINNET.is_dir():
         sets["chainnet_val"] = from_chainnet(CHAINNET, VAL_SAMPLES)
     models = {**baselines(), "analytic": AnalyticModel()}
-    rows = []
-    for model_name, model in models.items():
-        for data_name, samples in sets.items():
-            r = evaluate_model(model, samples)
-            rows.append({"name": model_name, "dataset": data_name, **r})
-            print(f"{model_name:9s} {data_name:13s} tput {r['mape_tput_ratio']:6.2f}%  "
-                  f"resp {r['mape_response_time']:6.2f}%", flush=True)
+    rows = _evaluate_all(models, sets)
+    # ours: early exits, link stations, variable service (not in ChainNet's data)
+    ours = {"chainnet": models["chainnet"],
+            "chainnet_edgeperf": _fit("chainnet_edgeperf", (*TRAIN, "train_edgeperf")),
+            "analytic": models["analytic"]}
+    edgeperf_rows = _evaluate_all(ours, {"edgeperf": list(dataset("edgeperf").samples),
+                                         **({"chainnet_val": sets["chainnet_val"]}
+                                            if CHAINNET.is_dir() else {})})
     reference = sets.get("chainnet_val", sets["generated"])
     shipped = next(r for r in rows if r["name"] == "chainnet"
                    and r["dataset"] == ("chainnet_val" if CHAINNET.is_dir() else "generated"))
-    inference = shipped["inference_s_per_deployment"]
+    curve = simulation_curve(reference, models["chainnet"])
+    label_length = curve["lengths"][-1]  # the labels' run length
     return {"host": {"python": sys.version.split()[0], "machine": platform.machine()},
-            "models": rows, "inference_s_per_deployment": inference,
+            "models": rows,
+            "inference_s_per_deployment": shipped["inference_s_per_deployment"],
             "encode_s_per_deployment": shipped["encode_s_per_deployment"],
             "forward_s_per_deployment": shipped["forward_s_per_deployment"],
+            "simulation_s_per_deployment": label_length["s_per_deployment"],
+            "simulation_matched_s_per_deployment":
+                None if curve["matched"] is None else curve["matched"]["s_per_deployment"],
+            "simulation_curve": curve,
+            "error_by_band": error_by_band(models["chainnet"], reference),
+            "edgeperf_regime": edgeperf_rows,
             "placement_search": placement_search(models["chainnet"]),
-            "simulation_s_per_deployment": simulation_s(reference),
-            "settings": {"val_samples": VAL_SAMPLES, "data": DATA, "seed": SEED},
+            "settings": {"val_samples": VAL_SAMPLES, "data": DATA, "train": TRAIN,
+                         "seed": SEED, "sim_samples": SIM_SAMPLES},
             "wall_s": time.perf_counter() - started}
 
 
-def markdown_table(result: dict) -> str:
-    sets = sorted({r["dataset"] for r in result["models"]})
-    lines = ["MAPE of throughput ratio / response time (sum of per-device means, ChainNet's "
-             "label), %. Only `chainnet` ships; every learned model saw generated data only.",
-             "", "| model | " + " | ".join(sets) + " |", "|---" * (len(sets) + 1) + "|"]
-    for name in dict.fromkeys(r["name"] for r in result["models"]):
+def _mape_table(rows: list[dict]) -> list[str]:
+    sets = list(dict.fromkeys(r["dataset"] for r in rows))
+    lines = ["| model | " + " | ".join(sets) + " |", "|---" * (len(sets) + 1) + "|"]
+    for name in dict.fromkeys(r["name"] for r in rows):
         cells = []
         for d in sets:
-            r = next(x for x in result["models"] if x["name"] == name and x["dataset"] == d)
+            r = next(x for x in rows if x["name"] == name and x["dataset"] == d)
             cells.append(f"{r['mape_tput_ratio']:.2f} / {r['mape_response_time']:.2f}")
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
-    lines += ["", f"Placement search, {result['placement_search'][0]['budget_s']:g} s each: "
-              "simulated worst-chain loss of each method's winner (candidates scored).", "",
-              "| deployment | " + " | ".join(result["placement_search"][0]["methods"]) + " |",
-              "|---" * (len(result["placement_search"][0]["methods"]) + 1) + "|"]
-    for row in result["placement_search"]:
+    return lines
+
+
+def markdown_table(result: dict) -> str:
+    lines = ["MAPE of throughput ratio / response time (sum of per-device means, ChainNet's "
+             "label), %. Only `chainnet` ships; every learned model saw generated data only.",
+             "", *_mape_table(result["models"]), "",
+             "With early exits, link stations and variable service times (the `edgeperf` "
+             "regime, which ChainNet's data lacks): the shipped model, the same network "
+             "trained with 4000 such deployments added, and the analytic decomposition.", "",
+             *_mape_table(result["edgeperf_regime"])]
+    lines += ["", "The shipped model's throughput-ratio error by band of the true ratio "
+              "(published deployments): MAPE, mean signed error, share of all the error.", "",
+              "| true ratio | chains | MAPE, % | signed, % | share |", "|---|---|---|---|---|"]
+    for b in result["error_by_band"]:
+        if b["chains"]:
+            lines.append(f"| {b['low']:g}-{b['high']:g} | {b['chains']} | {b['mape']:.2f} | "
+                         f"{b['bias']:+.2f} | {b['share_of_error']:.2f} |")
+    search = result["placement_search"]
+    lines += ["", f"Placement search, {search[0]['budget_s']:g} s each: simulated worst-chain "
+              "loss of each method's winner (candidates scored).", "",
+              "| deployment | " + " | ".join(search[0]["methods"]) + " |",
+              "|---" * (len(search[0]["methods"]) + 1) + "|"]
+    for row in search:
         lines.append(f"| {row['regime']} {row['seed']} | " + " | ".join(
             f"{m['worst_loss']:.3f} ({m['evaluated']})" for m in row["methods"].values()) + " |")
     inf, sim = result["inference_s_per_deployment"], result["simulation_s_per_deployment"]
-    lines += ["", f"A prediction takes {inf * 1e3:.2f} ms a deployment (batches of 256): "
-              f"{result['encode_s_per_deployment'] * 1e3:.2f} ms to parse and encode it, "
-              f"{result['forward_s_per_deployment'] * 1e3:.2f} ms of forward pass; simulating "
-              f"one as the labels were takes {sim * 1e3:.0f} ms: {sim / inf:.0f}x "
-              f"({sim / result['forward_s_per_deployment']:.0f}x the forward pass alone)."]
+    curve = result["simulation_curve"]
+    lines += ["", f"Simulation against the published labels ({curve['deployments']} "
+              "deployments), beside the shipped model's "
+              f"{curve['surrogate']['mape_tput_ratio']:.2f} / "
+              f"{curve['surrogate']['mape_response_time']:.2f}% on the same ones:", "",
+              "| arrivals x replications | ms per deployment | MAPE tput / response, % |",
+              "|---|---|---|"]
+    for r in curve["lengths"]:
+        lines.append(f"| {r['jobs']} x {r['replications']} | {r['s_per_deployment'] * 1e3:.1f} "
+                     f"| {r['mape_tput_ratio']:.2f} / {r['mape_response_time']:.2f} |")
+    lines += ["", f"A prediction takes {inf * 1e3:.3f} ms a deployment from a parsed system "
+              f"(batches of 256): {result['encode_s_per_deployment'] * 1e3:.3f} ms to encode, "
+              f"{result['forward_s_per_deployment'] * 1e3:.3f} ms of forward pass. Simulating "
+              f"one as the labels were ({curve['lengths'][-1]['jobs']} x "
+              f"{curve['lengths'][-1]['replications']} arrivals) takes {sim * 1e3:.0f} ms: "
+              f"{sim / inf:.0f}x."]
+    matched = result["simulation_matched_s_per_deployment"]
+    if matched is not None:
+        lines.append(f"The shortest simulation at least as accurate as the surrogate takes "
+                     f"{matched * 1e3:.1f} ms: {matched / inf:.0f}x.")
     return "\n".join(lines)
 
 

@@ -1,0 +1,55 @@
+"""Judging a surrogate: MAPE against labels by hand, chains without a
+percentage error left out, and the timing it reports."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from edgeperf.exceptions import InvalidParameterError
+from edgeperf.surrogate import AnalyticModel, Sample, evaluate_model
+from surrogate_cases import TWO_CHAINS
+
+
+class Fixed:
+    """A 'model' that predicts the same (tput_ratio, response_time) for every chain."""
+
+    def __init__(self, tput: float, response: float) -> None:
+        self.row = (tput, response)
+
+    def predict(self, graphs):  # noqa: ANN001, ANN201
+        return np.array([self.row] * graphs.num_chains)
+
+
+def sample(labels):  # noqa: ANN001, ANN201
+    full = tuple({**x, "response_time_e2e": float("nan"), "throughput": float("nan")}
+                 for x in labels)
+    return Sample(scenario=TWO_CHAINS, labels=full, device_loss={})
+
+
+def test_mape_by_hand_and_chains_left_out():
+    items = [sample([{"tput_ratio": 0.8, "response_time": 2.0},
+                     {"tput_ratio": 1.0, "response_time": 1.0}]),
+             sample([{"tput_ratio": 0.0, "response_time": 1.0},  # no percentage error
+                     {"tput_ratio": 0.5, "response_time": 4.0}])]
+    r = evaluate_model(Fixed(1.0, 2.0), items, batch=1)
+    assert r["chains"] == 3 and r["chains_left_out"] == 1
+    assert r["mape_tput_ratio"] == pytest.approx(100 * (0.25 + 0 + 1.0) / 3)
+    assert r["mape_response_time"] == pytest.approx(100 * (0 + 1.0 + 0.5) / 3)
+
+
+def test_timing_is_encoding_plus_forward():
+    items = [sample([{"tput_ratio": 1.0, "response_time": 1.0}] * 2)] * 3
+    r = evaluate_model(AnalyticModel(), items, batch=2)
+    assert r["inference_s_per_deployment"] == pytest.approx(
+        r["encode_s_per_deployment"] + r["forward_s_per_deployment"])
+    assert min(r["encode_s_per_deployment"], r["forward_s_per_deployment"],
+               r["parse_s_per_deployment"]) > 0
+
+
+def test_errors():
+    with pytest.raises(InvalidParameterError, match="non-empty list of labelled deployments"):
+        evaluate_model(AnalyticModel(), [])
+    with pytest.raises(InvalidParameterError, match="'batch' parameter of evaluate_model"):
+        evaluate_model(AnalyticModel(), [sample([{"tput_ratio": 1, "response_time": 1}] * 2)],
+                       batch=0)
