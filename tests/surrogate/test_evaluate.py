@@ -36,6 +36,8 @@ def test_mape_by_hand_and_chains_left_out():
     assert r["chains"] == 3 and r["chains_left_out"] == 1
     assert r["mape_tput_ratio"] == pytest.approx(100 * (0.25 + 0 + 1.0) / 3)
     assert r["mape_response_time"] == pytest.approx(100 * (0 + 1.0 + 0.5) / 3)
+    assert r["mae_tput_ratio"] == pytest.approx((0.2 + 0 + 0.5) / 3)
+    assert r["mae_response_time"] == pytest.approx((0 + 1.0 + 2.0) / 3)
 
 
 def test_timing_is_encoding_plus_forward():

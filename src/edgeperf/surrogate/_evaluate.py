@@ -19,8 +19,10 @@ __all__ = ["evaluate_model"]
 
 def evaluate_model(model: Any, samples: Sequence[Any], *, batch: int = 256) -> dict[str, Any]:
     """MAPE of ``model`` on ``samples`` (with ``.scenario`` and ``.labels``):
-    ``mape_tput_ratio``, ``mape_response_time`` (percent), ``chains`` scored,
-    ``chains_left_out``, and the time a prediction takes per deployment:
+    ``mape_tput_ratio``, ``mape_response_time`` (percent), the mean absolute
+    errors ``mae_tput_ratio`` and ``mae_response_time`` (the data's time unit),
+    ``chains`` scored, ``chains_left_out``, and the time a prediction takes per
+    deployment:
     ``inference_s_per_deployment`` from a parsed System, as the simulator starts,
     split into ``encode_s_per_deployment`` (batches of ``batch``) and
     ``forward_s_per_deployment``, after one warm-up call;
@@ -50,8 +52,10 @@ def evaluate_model(model: Any, samples: Sequence[Any], *, batch: int = 256) -> d
     true = np.array([[c["tput_ratio"], c["response_time"]] for s in items for c in s.labels])
     keep = np.all(true > 0, axis=1) & np.all(np.isfinite(true), axis=1)
     err = mape(pred[keep], true[keep])
+    absolute = np.mean(np.abs(pred[keep] - true[keep]), axis=0)
     n = len(items)
     return {"mape_tput_ratio": err["tput_ratio"], "mape_response_time": err["response_time"],
+            "mae_tput_ratio": float(absolute[0]), "mae_response_time": float(absolute[1]),
             "chains": int(keep.sum()), "chains_left_out": int((~keep).sum()),
             "inference_s_per_deployment": (encode_s + forward_s) / n,
             "encode_s_per_deployment": encode_s / n, "forward_s_per_deployment": forward_s / n,
