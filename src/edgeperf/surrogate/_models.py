@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 import torch
 from torch import nn
-from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
+from torch.nn.utils.rnn import PackedSequence
 
 from .. import _validation as v
 from ..exceptions import NotFittedError
@@ -103,6 +103,20 @@ class SurrogateModel(nn.Module):
         return batch.scale_back(ratios)
 
 
+def _packing(batch: DeploymentGraph) -> tuple[torch.Tensor, ...]:
+    """How the fragments, stored chain by chain, lie in a PackedSequence of the
+    chains' paths: the packed row of each fragment, the batch size of each step,
+    and the chains by decreasing length (``order``) and back (``rank``). Step t
+    holds the chains longer than t, in that order, so the fragment at position
+    t of the chain ranked r is row (rows of the steps before t) + r."""
+    length = batch.chain_length
+    order = torch.sort(length, descending=True, stable=True).indices
+    rank = torch.empty_like(order).index_copy_(0, order, torch.arange(len(order)))
+    sizes = (length.unsqueeze(0) > torch.arange(int(length.max())).unsqueeze(1)).sum(1)
+    before = torch.cumsum(sizes, 0) - sizes
+    return before[batch.fragment_position] + rank[batch.fragment_chain], sizes, order, rank
+
+
 class ChainNetModel(SurrogateModel):
     """ChainNet-style message passing (Niu, Roveri, Casale, DSN 2024).
 
@@ -136,20 +150,16 @@ class ChainNetModel(SurrogateModel):
         dx, fx, cx = self.normalized(batch)
         dev, frag = self.embed["device"](dx), self.embed["fragment"](fx)
         chain0 = self.embed["chain"](cx)
-        chain, where = chain0, batch.fragment_device
-        n_chain, n_dev, steps = chain.shape[0], dev.shape[0], int(batch.chain_length.max())
-        slot = batch.fragment_chain * steps + batch.fragment_position
+        chain, where, n_dev = chain0, batch.fragment_device, dev.shape[0]
+        packed_row, sizes, order, rank = _packing(batch)
         for _ in range(self.config["iterations"]):
             host = dev[where]  # each fragment's device state, fixed until the device update
             hop_in = torch.cat([frag, host], 1)
-            padded = hop_in.new_zeros(n_chain * steps, hop_in.shape[1]).index_copy(0, slot, hop_in)
-            packed = pack_padded_sequence(padded.view(n_chain, steps, -1), batch.chain_length,
-                                          batch_first=True, enforce_sorted=False)
-            out, last = self.path(packed, chain.unsqueeze(0).contiguous())
-            out = pad_packed_sequence(out, batch_first=True, total_length=steps)[0]
+            data = hop_in.new_empty(hop_in.shape).index_copy_(0, packed_row, hop_in)
+            out, last = self.path(PackedSequence(data, sizes, order, rank),
+                                  chain.unsqueeze(0).contiguous())
             chain = last[0]
-            frag = self.fragment_cell(torch.cat([out.reshape(n_chain * steps, -1)[slot],
-                                                 host], 1), frag)
+            frag = self.fragment_cell(torch.cat([out.data[packed_row], host], 1), frag)
             alpha = softmax(self.score(torch.cat([host, frag], 1)).squeeze(-1),
                             where, num_nodes=n_dev)
             message = scatter(alpha.unsqueeze(-1) * self.value(frag), where, 0,
