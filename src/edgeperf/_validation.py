@@ -28,26 +28,25 @@ def fail(owner: str, name: str, rule: str, value: object, *,
 
 
 def _is_real(value: object) -> bool:
+    if type(value) is float or type(value) is int:  # the common case, without ABC checks
+        return True
     return isinstance(value, numbers.Real) and not isinstance(value, bool)
 
 
 def real(owner: str, name: str, value: object, *, low: float | None = None,
          low_open: bool = False, high: float | None = None) -> float:
     """A finite real number within [low, high] (or (low, high] when low_open)."""
-    bound = ""
+    if _is_real(value):
+        x = float(value)  # type: ignore[arg-type]
+        if math.isfinite(x) and (low is None or x > low or (x == low and not low_open)) \
+                and (high is None or x <= high):
+            return x
+    bound = ""  # the rule is spelled out only for the message
     if low is not None:
         bound += f" {'>' if low_open else '>='} {low:g}"
     if high is not None:
         bound += (" and" if low is not None else "") + f" <= {high:g}"
-    rule = f"a finite number{bound}"
-    if not _is_real(value) or not math.isfinite(float(value)):  # type: ignore[arg-type]
-        raise fail(owner, name, rule, value)
-    x = float(value)  # type: ignore[arg-type]
-    if low is not None and (x < low or (low_open and x == low)):
-        raise fail(owner, name, rule, value)
-    if high is not None and x > high:
-        raise fail(owner, name, rule, value)
-    return x
+    raise fail(owner, name, f"a finite number{bound}", value)
 
 
 def positive(owner: str, name: str, value: object) -> float:
@@ -64,7 +63,8 @@ def probability(owner: str, name: str, value: object) -> float:
 
 def integer(owner: str, name: str, value: object, *, low: int) -> int:
     """An int (not a bool, not a float) >= low."""
-    if not isinstance(value, numbers.Integral) or isinstance(value, bool) or value < low:
+    if type(value) is not int and (not isinstance(value, numbers.Integral)
+                                   or isinstance(value, bool)) or value < low:
         raise fail(owner, name, f"an int >= {low}", value)
     return int(value)
 

@@ -84,8 +84,10 @@ class Chain:
     @property
     def upload(self) -> tuple[str, str] | None:
         """(source, first device) when inputs cross a link before the first fragment."""
+        if self.source is None:
+            return None
         first = self.fragments[0].device
-        return None if self.source is None or self.source == first else (self.source, first)
+        return None if self.source == first else (self.source, first)
 
     @property
     def fragments(self) -> tuple[Fragment, ...]:

@@ -119,9 +119,11 @@ class _Columns:
     """The stations of every chain of a batch of deployments, flattened in one
     pass into per-hop and per-device columns for the vectorised features."""
 
+    _NUMBERS = ("chain", "position", "rate", "mean", "second", "scv", "passing", "delay")
+
     def __init__(self, systems: Sequence[System]) -> None:
-        hop: dict[str, list[float]] = {k: [] for k in (
-            "chain", "position", "station", "rate", "mean", "second", "scv", "passing", "delay")}
+        rows: list[tuple[float, ...]] = []  # one per hop, in _NUMBERS order
+        stations: list[int] = []
         capacity: list[float] = []
         speed: list[float] = []
         is_link: list[float] = []
@@ -139,22 +141,22 @@ class _Columns:
                 self.chain_graph.append(g)
                 self.chain_rate.append(reach)
                 for i, station in enumerate(stations_of(system, chain.name)):
-                    law = station.law
-                    for key, x in (("chain", c), ("position", i), ("rate", reach),
-                                   ("mean", law.mean), ("second", law.second_moment),
-                                   ("scv", law.scv), ("passing", station.pass_probability),
-                                   ("delay", station.delay_s)):
-                        hop[key].append(x)
+                    law, passing = station.law, station.pass_probability
+                    rows.append((c, i, reach, law.mean, law.second_moment, law.scv, passing,
+                                 station.delay_s))
                     names.append(station.name)
                     if station.name not in index:
                         links[station.name] = station.capacity
-                    reach *= station.pass_probability
+                    reach *= passing
             for name in sorted(links):  # links after the devices, by name
                 index[name] = len(capacity)
                 capacity.append(links[name]), speed.append(1.0), is_link.append(1.0)
-            hop["station"] += [index[n] for n in names]
-        self.hop = {k: np.asarray(x, dtype=np.int64 if k in ("chain", "position", "station")
-                                  else float) for k, x in hop.items()}
+            stations += [index[n] for n in names]
+        table = np.array(rows, dtype=float).reshape(len(rows), len(self._NUMBERS))
+        self.hop = dict(zip(self._NUMBERS, table.T))
+        for key in ("chain", "position"):
+            self.hop[key] = self.hop[key].astype(np.int64)
+        self.hop["station"] = np.asarray(stations, dtype=np.int64)
         self.capacity, self.speed = np.asarray(capacity, float), np.asarray(speed, float)
         self.is_link = np.asarray(is_link)
 
@@ -292,10 +294,14 @@ def encode_batch(systems: Sequence[System],
         rows = np.array([r for s, x in zip(systems, labels) for r in _labels(s, x)], float)
         rows[:, 1] /= total  # the response time in units of the chain's total service
         target = torch.tensor(rows, dtype=torch.float32)
-    h, f32 = cols.hop, torch.float32
+    h = cols.hop
+
+    def f32(x: np.ndarray) -> torch.Tensor:
+        return torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))
+
     return DeploymentGraph(
-        device_x=torch.tensor(device, dtype=f32), fragment_x=torch.tensor(fragment, dtype=f32),
-        chain_x=torch.tensor(chain, dtype=f32), fragment_device=torch.from_numpy(h["station"]),
+        device_x=f32(device), fragment_x=f32(fragment), chain_x=f32(chain),
+        fragment_device=torch.from_numpy(h["station"]),
         fragment_chain=torch.from_numpy(h["chain"]),
         fragment_position=torch.from_numpy(h["position"]),
         chain_length=torch.from_numpy(np.bincount(h["chain"], minlength=len(total))),
