@@ -43,7 +43,8 @@ def place_command(
         help="loss-aware: simulate this many best candidates (default 3; 0: none).")] = None,
     seed: Annotated[int | None, typer.Option(help="loss-aware: simulation seed.")] = None,
     model: Annotated[Path | None, typer.Option(
-        help="surrogate: the trained model (default models/surrogate/chainnet.safetensors).")]
+        help="surrogate: the trained model (default: the shipped one for the scenario's "
+             "regime, models/surrogate/chainnet.safetensors or chainnet_edgeperf.safetensors).")]
         = None,
     time_budget_s: Annotated[float | None, typer.Option(
         help="surrogate: seconds of search before the winner is simulated.")] = None,

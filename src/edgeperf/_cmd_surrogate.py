@@ -85,6 +85,8 @@ def train_command(
                                                   "stopping.")] = 0.2,
     seed: Annotated[int, typer.Option(help="Seed of the split, the weights and the batches.")]
         = 0,
+    name: Annotated[str | None, typer.Option(help="File name (stem) of the saved model; "
+                                                  "default: the network's name.")] = None,
 ) -> None:
     """Train a surrogate on generated deployments; save it (safetensors + JSON)."""
     from . import _validation as v
@@ -93,6 +95,9 @@ def train_command(
     import numpy as np
 
     v.real("surrogate train", "val_share", val_share, low=0.0, high=0.5, low_open=True)
+    stem = model.value if name is None else name
+    if not stem or Path(stem).name != stem or stem.startswith("."):
+        raise v.fail("surrogate train", "--name", "a plain file name, no folder", name)
     datasets = [load_dataset(path) for path in data]
     graphs = encode_samples([s for d in datasets for s in d.samples])
     order = np.random.default_rng(seed).permutation(len(graphs))
@@ -102,7 +107,7 @@ def train_command(
     report = train(net, fit, val, epochs=epochs, patience=patience, seed=seed,
                    progress=sys.stderr.isatty())
     out.mkdir(parents=True, exist_ok=True)
-    weights, _ = save_model(net, out / f"{model.value}.safetensors", provenance={
+    weights, _ = save_model(net, out / f"{stem}.safetensors", provenance={
         "data": [str(p) for p in data], "data_meta": [d.meta for d in datasets],
         "train": len(fit), "val": len(val),
         "seed": seed})

@@ -144,7 +144,7 @@ def test_confirm_reports_predicted_and_simulated_losses():
 
 def test_errors(tmp_path, monkeypatch):
     system = two_chains()
-    monkeypatch.setattr(ss, "DEFAULT_MODEL", tmp_path / "chainnet.safetensors")
+    monkeypatch.setattr(ss, "DEFAULT_MODELS", {"chainnet": tmp_path / "chainnet.safetensors"})
     with pytest.raises(InvalidParameterError, match="'model'.*default model file is missing"):
         surrogate_search(system)
     with pytest.raises(InvalidParameterError, match="'path'.*weights file is missing"):
@@ -159,6 +159,37 @@ def test_errors(tmp_path, monkeypatch):
         surrogate_search(system, model=Mock(), chain="nope")
     with pytest.raises(InvalidParameterError, match="'scoring_jobs'"):
         compare_search(system, model=Mock(), scoring_jobs=0)
+    with pytest.raises(InvalidParameterError, match="'system' parameter of surrogate_search"):
+        surrogate_search({"devices": []}, model=Mock())
+
+
+def test_default_model_follows_the_regime():
+    """ChainNet's regime gets the model trained on it; an exit, a non-ideal link or
+    variable service the one trained on ours too; both ship and load."""
+    from dataclasses import replace
+
+    from edgeperf.dists import Gamma
+
+    plain = two_chains()
+    assert ss.default_model(plain) == ss.DEFAULT_MODELS["chainnet"]
+    c0 = plain.chains[0]
+    blocks = list(c0.model.blocks)
+    variants = [
+        replace(blocks[0], latency=Gamma(2.0, 0.3)),
+        replace(blocks[0], exit_probability=0.2),
+    ]
+    for block in variants:
+        chain = replace(c0, model=replace(c0.model, blocks=(block, *blocks[1:])))
+        system = System(devices=plain.devices, links=plain.links, chains=[chain, plain.chains[1]])
+        assert ss.default_model(system) == ss.DEFAULT_MODELS["edgeperf"]
+    slow = [replace(link, bandwidth_bps=1e6, capacity=5) for link in plain.links]
+    spread = replace(c0, model=replace(c0.model, blocks=(
+        replace(blocks[0], output_bytes=1000), *blocks[1:])),
+        placement=Placement.from_mapping({"a": ["c0b0"], "b": ["c0b1", "c0b2"]}))
+    linked = System(devices=plain.devices, links=slow, chains=[spread, plain.chains[1]])
+    assert ss.default_model(linked) == ss.DEFAULT_MODELS["edgeperf"]
+    for path in ss.DEFAULT_MODELS.values():
+        assert bool(ss._model("test", path, plain).fitted)
 
 
 def test_compare_search_runs_every_method():

@@ -35,6 +35,14 @@ def test_train_then_evaluate(capsys, data, tmp_path):
         assert result["chains"] > 0 and result["mape_tput_ratio"] >= 0
 
 
+def test_train_under_another_name(capsys, data, tmp_path):
+    code, out, err = run(capsys, "surrogate", "train", str(data), "--out", str(tmp_path),
+                         "--model", "mlp", "--epochs", "1", "--name", "mlp_small")
+    assert code == 0, err
+    assert (tmp_path / "mlp_small.safetensors").is_file()
+    assert (tmp_path / "mlp_small.json").is_file()
+
+
 def test_the_analytic_baseline_needs_no_model_file(capsys):
     if not (DATA / "numClasses.txt").is_file():
         pytest.skip("the ChainNet data set is not next to the project")
@@ -48,6 +56,8 @@ def test_the_analytic_baseline_needs_no_model_file(capsys):
     (["evaluate", "m.safetensors"], r"The '--chainnet' parameter of surrogate evaluate must be "
                                     r"given, or --data, not both\. Got 'neither'\."),
     (["train", "missing.npz"], r".*missing\.npz.*"),
+    (["train", "x.npz", "--name", "a/b"], r"The '--name' parameter of surrogate train must be "
+                                          r"a plain file name, no folder\. Got 'a/b'\."),
 ])
 def test_bad_input_is_one_line(capsys, argv, pattern):
     assert_one_error_line(*run(capsys, "surrogate", *argv), pattern)

@@ -45,12 +45,15 @@ from ._costs import Costs
 from ._decision import PlacementDecision
 from ._loss_aware import _moves, _random_placement
 
-__all__ = ["surrogate_search", "compare_search", "OBJECTIVES", "DEFAULT_MODEL"]
+__all__ = ["surrogate_search", "compare_search", "default_model", "OBJECTIVES",
+           "DEFAULT_MODELS"]
 
 OBJECTIVES = ("worst_loss", "mean_loss")
-#: the trained ChainNet-style model, relative to the repository
-DEFAULT_MODEL = Path(__file__).resolve().parents[3] / "models" / "surrogate" / \
-    "chainnet.safetensors"
+#: the shipped ChainNet-style models, relative to the repository: trained on
+#: ChainNet's regime, and on it plus ours (early exits, links, variable service)
+DEFAULT_MODELS = {regime: Path(__file__).resolve().parents[3] / "models" / "surrogate" / file
+                  for regime, file in (("chainnet", "chainnet.safetensors"),
+                                       ("edgeperf", "chainnet_edgeperf.safetensors"))}
 _BATCH = 256  # most candidates per predict call
 _FIRST_BATCH = 8  # until the cost per candidate is measured
 _TRIES = 50  # random draws per restart before it is skipped
@@ -228,14 +231,26 @@ def _check(owner: str, objective: object, time_budget_s: object, loss_tolerance:
     v.integer(owner, "seed", seed, low=0)
 
 
-def _model(owner: str, model: object) -> Scorer:
-    """``model`` itself, the model saved at a path, or the default trained one."""
+def default_model(system: System) -> Path:
+    """The shipped model for ``system``: the one trained on our regime too when a
+    chain has what ChainNet's data lacks (an early exit, a non-ideal link, service
+    that is not deterministic), else the one trained on ChainNet's regime."""
+    from ..queueing import stations_of
+
+    devices = {d.name for d in system.devices}
+    ours = any(s.exits or s.name not in devices or s.law.scv > 1e-12
+               for c in system.chains for s in stations_of(system, c.name))
+    return DEFAULT_MODELS["edgeperf" if ours else "chainnet"]
+
+
+def _model(owner: str, model: object, system: System) -> Scorer:
+    """``model`` itself, the model saved at a path, or the default for ``system``."""
     if model is None:
-        if not DEFAULT_MODEL.is_file():
+        model = default_model(system)
+        if not model.is_file():
             raise v.fail(owner, "model", "a surrogate or the path of a saved one: the default "
                          "model file is missing (train it as docs/background/surrogate.md "
-                         "says, or pass model=)", str(DEFAULT_MODEL))
-        model = DEFAULT_MODEL
+                         "says, or pass model=)", str(model))
     if isinstance(model, (str, os.PathLike)):
         from ..surrogate import load_model
         return load_model(model)
@@ -252,27 +267,27 @@ def surrogate_search(system: System, *, chain: str | None = None, model: object 
     """The joint placement of all chains the learned twin predicts best (module docstring).
 
     ``model``: a surrogate (anything with ``predict(systems) -> [chains, 2]``),
-    the path of a saved one, or None for :data:`DEFAULT_MODEL`. The search stops
+    the path of a saved one, or None for :func:`default_model`. The search stops
     after ``time_budget_s``; with ``confirm`` the winner is simulated (event
     engine, ``jobs`` x ``replications``, ``seed``) and ``details`` reports the
     predicted and the simulated loss of every chain.
     """
     owner = "surrogate_search"
     _check(owner, objective, time_budget_s, loss_tolerance, seed)
-    names = [c.name for c in system.chains] if isinstance(system, System) else []
+    if not isinstance(system, System):
+        raise v.fail(owner, "system", "a System", system)
+    names = [c.name for c in system.chains]
     if chain is not None and chain not in names:
         raise v.fail(owner, "chain", f"one of {names}", chain)
-    return _searched(system, _model(owner, model), "surrogate", chain=chain, objective=objective,
-                     time_budget_s=time_budget_s, seed=seed, tolerance=loss_tolerance,
-                     confirm=(jobs, replications) if confirm else None)
+    return _searched(system, _model(owner, model, system), "surrogate", chain=chain,
+                     objective=objective, time_budget_s=time_budget_s, seed=seed,
+                     tolerance=loss_tolerance, confirm=(jobs, replications) if confirm else None)
 
 
 def _searched(system: System, scorer: Scorer, method: str, *, chain: str | None,
               objective: str, time_budget_s: float, seed: int, tolerance: float,
               confirm: tuple[int, int] | None) -> PlacementDecision:
     """Search with ``scorer``, then the decision with predicted and simulated losses."""
-    if not isinstance(system, System):
-        raise v.fail(f"{method} search", "system", "a System", system)
     start = time.perf_counter()
     space = _Space(system)
     search = _Search(space, scorer, objective, tolerance, time_budget_s)
@@ -344,7 +359,9 @@ def compare_search(system: System, *, time_budget_s: float = 10.0, seed: int = 0
     v.integer(owner, "scoring_jobs", scoring_jobs, low=1)
     from ..surrogate import AnalyticModel
 
-    scorers = {"surrogate": _model(owner, model),
+    if not isinstance(system, System):
+        raise v.fail(owner, "system", "a System", system)
+    scorers = {"surrogate": _model(owner, model, system),
                "simulation": _SimulationScorer(scoring_jobs, seed),
                "analytic": AnalyticModel()}
     out = {}
