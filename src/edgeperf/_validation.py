@@ -63,10 +63,11 @@ def probability(owner: str, name: str, value: object) -> float:
 
 def integer(owner: str, name: str, value: object, *, low: int) -> int:
     """An int (not a bool, not a float) >= low."""
-    if type(value) is not int and (not isinstance(value, numbers.Integral)
-                                   or isinstance(value, bool)) or value < low:
+    is_int = type(value) is int or (isinstance(value, numbers.Integral)  # plain ints first
+                                    and not isinstance(value, bool))
+    if not is_int or value < low:  # type: ignore[operator]
         raise fail(owner, name, f"an int >= {low}", value)
-    return int(value)
+    return int(value)  # type: ignore[call-overload]
 
 
 def name_string(owner: str, name: str, value: object) -> str:
