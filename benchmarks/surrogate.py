@@ -78,11 +78,14 @@ def dataset(name: str):  # noqa: ANN201 - a Dataset
 
 def _fit(name: str, sets: tuple[str, ...]):  # noqa: ANN202 - a trained model
     """A model trained on the data sets ``sets`` as `make surrogate` trains the
-    shipped one (a fifth held out for early stopping, same seed), cached."""
+    shipped one (a fifth held out for early stopping, same seed), cached with
+    the names of its data sets (trained again when they change)."""
     from edgeperf.surrogate import build_model, encode_samples, load_model, save_model, train
 
     path = CACHE / "models" / f"{name}.safetensors"
-    if not path.is_file():
+    data = [DATA[d][0] for d in sets]
+    cached = path.with_suffix(".json")
+    if not cached.is_file() or json.loads(cached.read_text())["provenance"].get("data") != data:
         graphs = encode_samples([s for d in sets for s in dataset(d).samples])
         order = np.random.default_rng(SEED).permutation(len(graphs))
         cut = int(round(0.2 * len(graphs)))
@@ -90,7 +93,7 @@ def _fit(name: str, sets: tuple[str, ...]):  # noqa: ANN202 - a trained model
         net = build_model(name.split("_")[0], seed=SEED)
         train(net, fit, val, epochs=200, patience=20, seed=SEED, progress=False)
         path.parent.mkdir(parents=True, exist_ok=True)
-        save_model(net, path, provenance={"data": [DATA[d][0] for d in sets], "seed": SEED})
+        save_model(net, path, provenance={"data": data, "seed": SEED})
     return load_model(path)
 
 
