@@ -259,7 +259,8 @@ def _mape_table(rows: list[dict]) -> list[str]:
 
 def markdown_table(result: dict) -> str:
     lines = ["MAPE of throughput ratio / response time (sum of per-device means, ChainNet's "
-             "label), %. Only `chainnet` ships; every learned model saw generated data only.",
+             "label), %. Of these only `chainnet` ships (`chainnet_edgeperf`, below, too); "
+             "every learned model saw generated data only.",
              "", *_mape_table(result["models"]), "",
              "With early exits, link stations and variable service times (the `edgeperf` "
              "regime, which ChainNet's data lacks): the shipped model, the same network "
