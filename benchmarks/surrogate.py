@@ -53,7 +53,7 @@ DATA = {"train_1": ("chainnet_3000.npz", 3000, "chainnet", 1, 30_000),
         "train_5": ("chainnet_4000_s5.npz", 4000, "chainnet", 5, 30_000),
         "train_6": ("chainnet_4000_s6.npz", 4000, "chainnet", 6, 30_000),
         "train_7": ("chainnet_4000_s7.npz", 4000, "chainnet", 7, 30_000),
-        "train_edgeperf": ("edgeperf_4000_s8.npz", 4000, "edgeperf", 8, 30_000),  # make surrogate
+        "train_edgeperf": ("edgeperf_4000_s8.npz", 4000, "edgeperf", 8, 30_000),  # chainnet_edgeperf
         "generated": ("test_chainnet_500.npz", 500, "chainnet", 2, 60_000),
         "larger": ("test_larger_200.npz", 200, "larger", 3, 60_000),
         "edgeperf": ("test_edgeperf_500.npz", 500, "edgeperf", 12, 60_000)}
@@ -90,7 +90,7 @@ def _fit(name: str, sets: tuple[str, ...]):  # noqa: ANN202 - a trained model
         order = np.random.default_rng(SEED).permutation(len(graphs))
         cut = int(round(0.2 * len(graphs)))
         val, fit = [graphs[i] for i in order[:cut]], [graphs[i] for i in order[cut:]]
-        net = build_model(name.split("_")[0], seed=SEED)
+        net = build_model(name, seed=SEED)
         train(net, fit, val, epochs=200, patience=20, seed=SEED, progress=False)
         path.parent.mkdir(parents=True, exist_ok=True)
         save_model(net, path, provenance={"data": data, "seed": SEED})
@@ -104,7 +104,7 @@ def baselines() -> dict:
     return {"chainnet": load_model(SHIPPED), **{n: _fit(n, TRAIN) for n in ("gat", "gcn", "mlp")}}
 
 
-def _published_sample_rows(samples) -> np.ndarray:  # noqa: ANN001
+def _label_rows(samples) -> np.ndarray:  # noqa: ANN001
     return np.array([[c["tput_ratio"], c["response_time"]] for s in samples for c in s.labels])
 
 
@@ -119,7 +119,7 @@ def simulation_curve(samples, model) -> dict:  # noqa: ANN001
 
     samples = samples[:SIM_SAMPLES]
     systems = [parse_scenario(s.scenario, "<deployment>") for s in samples]
-    true = _published_sample_rows(samples)
+    true = _label_rows(samples)
     simulate_chains(systems[0], engine="event", jobs=100, replications=1)  # imports, caches
     rows = []
     for jobs, reps in SIM_LENGTHS:
@@ -192,7 +192,7 @@ def error_by_band(model, samples) -> list[dict]:  # noqa: ANN001
     from edgeperf.io import parse_scenario
 
     pred = model.predict([parse_scenario(s.scenario, "<deployment>") for s in samples])[:, 0]
-    true = _published_sample_rows(samples)[:, 0]
+    true = _label_rows(samples)[:, 0]
     keep = true > 0
     pred, true = pred[keep], true[keep]
     rel = (pred - true) / true
