@@ -1,8 +1,8 @@
 """The learned twin against its baselines, on data it did and did not generate.
 
 Models: the shipped ChainNet-style GNN (``models/surrogate/chainnet.safetensors``,
-trained only on deployments edgeperf generated, as ``make surrogate`` does), a GAT, a GCN and an MLP
-trained here on the same data with the same seed, and the analytic
+trained only on deployments edgeperf generated, by ``make surrogate``), a GAT,
+a GCN and an MLP trained here on the same data with the same seed, and the analytic
 decomposition (no learning). Data sets:
 
 * ``generated``: held-out deployments of the training regime (ChainNet's),
@@ -53,7 +53,8 @@ DATA = {"train_1": ("chainnet_3000.npz", 3000, "chainnet", 1, 30_000),
         "train_5": ("chainnet_4000_s5.npz", 4000, "chainnet", 5, 30_000),
         "train_6": ("chainnet_4000_s6.npz", 4000, "chainnet", 6, 30_000),
         "train_7": ("chainnet_4000_s7.npz", 4000, "chainnet", 7, 30_000),
-        "train_edgeperf": ("edgeperf_4000_s8.npz", 4000, "edgeperf", 8, 30_000),  # chainnet_edgeperf
+        # with the five above, chainnet_edgeperf's training data
+        "train_edgeperf": ("edgeperf_4000_s8.npz", 4000, "edgeperf", 8, 30_000),
         "generated": ("test_chainnet_500.npz", 500, "chainnet", 2, 60_000),
         "larger": ("test_larger_200.npz", 200, "larger", 3, 60_000),
         "edgeperf": ("test_edgeperf_500.npz", 500, "edgeperf", 12, 60_000)}
@@ -148,7 +149,8 @@ def simulation_curve(samples, model) -> dict:  # noqa: ANN001
             "matched": matched}
 
 
-def placement_search(model, budget_s: float = 5.0, seeds=(1, 2, 3, 4)) -> list[dict]:  # noqa: ANN001
+def placement_search(model, budget_s: float = 5.0,  # noqa: ANN001
+                     seeds: tuple[int, ...] = (1, 2, 3, 4)) -> list[dict]:
     """Surrogate-, simulation- and analytic-driven search and per-chain ILP under the
     same time budget, on deployments of the training regime and larger ones."""
     from edgeperf.io import parse_scenario

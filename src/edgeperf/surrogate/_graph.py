@@ -210,9 +210,9 @@ def _features(cols: _Columns) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.nd
              "log_max_load": np.log(most + _EPS), "mean_load": per_chain(hop_load) / length,
              "min_log_capacity": least, "log_capacity_sum": per_chain(log_k),
              "mm1k_tput": tput, "log_mm1k_tput": np.log(np.maximum(tput, _EPS))}
-    return tuple(np.stack([rows[n] for n in names], 1) for rows, names in (  # type: ignore[return-value]
-        (device, DEVICE_FEATURES), (fragment, FRAGMENT_FEATURES), (chain, CHAIN_FEATURES))) \
-        + (total,)
+    tables = [np.stack([rows[n] for n in names], 1) for rows, names in (
+        (device, DEVICE_FEATURES), (fragment, FRAGMENT_FEATURES), (chain, CHAIN_FEATURES))]
+    return tables[0], tables[1], tables[2], total
 
 
 def _blocking(load: np.ndarray, capacity: np.ndarray) -> np.ndarray:
