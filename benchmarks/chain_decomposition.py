@@ -9,19 +9,18 @@ independent replications, 95% confidence half-widths), all in one run. Writes
 
 from __future__ import annotations
 
-import json
 import platform
 import sys
 import time
 from pathlib import Path
 
+from _results import save_result  # benchmarks/_results.py
 from edgeperf.dists import Deterministic, Exponential, Gamma, Lognormal
 from edgeperf.io import load_scenario
 from edgeperf.queueing import Station, StationExit, loss_chain, stations_of
 from edgeperf.sim import replicate_chain
 
 ROOT = Path(__file__).resolve().parents[1]
-RESULT = ROOT / "benchmarks" / "results" / "chain_decomposition.json"
 DOC = ROOT / "docs" / "background" / "chain.md"  # its table is rewritten by each run
 REPLICATIONS, JOBS = 10, 100_000
 
@@ -78,8 +77,7 @@ def main() -> None:
     result = {"replications": REPLICATIONS, "jobs_per_replication": JOBS, "cases": rows,
               "machine": {"python": sys.version.split()[0], "platform": platform.platform()},
               "seconds": time.perf_counter() - started}
-    RESULT.parent.mkdir(parents=True, exist_ok=True)
-    RESULT.write_text(json.dumps(result, indent=2) + "\n")
+    save_result("chain_decomposition", result)
     table = markdown_table(result)
     _rewrite_doc_table(table)
     print(table)

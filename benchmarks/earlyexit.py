@@ -14,7 +14,6 @@ Writes ``benchmarks/results/earlyexit.json`` and ``benchmarks/results/earlyexit.
 
 from __future__ import annotations
 
-import json
 import platform
 import sys
 import time
@@ -23,12 +22,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from _results import save_result  # benchmarks/_results.py
 from edgeperf.earlyexit import DEFAULT_MODEL, train_digits
 from edgeperf.earlyexit._curves import plot_exits, threshold_curve
 from edgeperf.profiling import measure_paths, measure_profile
 
 ROOT = Path(__file__).resolve().parents[1]
-RESULT = ROOT / "benchmarks" / "results" / "earlyexit.json"
 PLOT = ROOT / "benchmarks" / "results" / "earlyexit.png"
 SEED, EPOCHS, REPETITIONS = 0, 10, 200
 
@@ -124,8 +123,7 @@ def markdown_table(result: dict) -> str:
 
 def main() -> int:
     result = measure()
-    RESULT.parent.mkdir(parents=True, exist_ok=True)
-    RESULT.write_text(json.dumps(result, indent=1) + "\n")
+    save_result("earlyexit", result)
     print(markdown_table(result))
     return 1 if checks(result) else 0
 

@@ -33,7 +33,7 @@ from pathlib import Path
 
 import numpy as np
 
-from edgeperf._atomic import write_text_atomic
+from _results import RESULTS, save_result  # benchmarks/_results.py
 from edgeperf.io import load_scenario
 from edgeperf.model import PoissonArrivals, System, Workload
 from edgeperf.placement import (BandwidthTrace, Costs, LatencyPredictor, MinCutSolver,
@@ -42,7 +42,6 @@ from edgeperf.placement import (BandwidthTrace, Costs, LatencyPredictor, MinCutS
 from edgeperf.sim import simulate
 
 ROOT = Path(__file__).resolve().parents[1]
-RESULTS = ROOT / "benchmarks" / "results"
 SCENARIOS = {  # name -> (file, arrival rates from light load to overload)
     "testbed_ceed": (ROOT / "examples" / "scenarios" / "testbed_ceed.yaml",
                      [0.3, 0.6, 0.9, 1.2, 1.6, 2.0, 2.5]),
@@ -299,8 +298,7 @@ def plot(result: dict) -> None:
 
 def main() -> int:
     result = measure()
-    RESULTS.mkdir(exist_ok=True)
-    write_text_atomic(RESULTS / "placement.json", json.dumps(result, indent=1, default=float))
+    save_result("placement", result)
     plot(result)
     print(markdown_table(result))
     return 0

@@ -23,7 +23,6 @@ Writes benchmarks/results/runtime.json.
 
 from __future__ import annotations
 
-import json
 import multiprocessing as mp
 import platform
 import sys
@@ -33,13 +32,12 @@ from pathlib import Path
 import numpy as np
 import yaml
 
-from edgeperf._atomic import write_text_atomic
+from _results import save_result  # benchmarks/_results.py
 from edgeperf.io import load_scenario
 from edgeperf.runtime import plan_deployment, run_deployment, twin_report
 from edgeperf.runtime._twin import KEYS, measured_calibration
 
 ROOT = Path(__file__).resolve().parents[1]
-RESULTS = ROOT / "benchmarks" / "results"
 MODEL = ROOT / "build" / "bench-models" / "resnet32"  # shared with the schedulers benchmark
 WORK = ROOT / "build" / "bench-runtime"
 DURATION_S, SEED, THRESHOLD = 30.0, 0, 0.9
@@ -263,8 +261,7 @@ def markdown_table(result: dict) -> str:
 
 def main() -> int:
     result = measure()
-    RESULTS.mkdir(exist_ok=True)
-    write_text_atomic(RESULTS / "runtime.json", json.dumps(result, indent=1, default=float))
+    save_result("runtime", result)
     print(markdown_table(result))
     return 0
 

@@ -27,7 +27,6 @@ and ``benchmarks/results/bayes_lookup_<model>.json``.
 
 from __future__ import annotations
 
-import json
 import platform
 import sys
 import time
@@ -35,6 +34,7 @@ from pathlib import Path
 
 import numpy as np
 
+from _results import RESULTS, save_result  # benchmarks/_results.py
 from edgeperf.earlyexit import load_trained, save_trained, train_digits
 from edgeperf.exceptions import InfeasibleError
 from edgeperf.profiling import measure_profile
@@ -44,7 +44,6 @@ from edgeperf.schedule._knapsack import harder_inputs, simulate_shift
 from edgeperf.sim import StaticExits, simulate
 
 ROOT = Path(__file__).resolve().parents[1]
-RESULT = ROOT / "benchmarks" / "results" / "schedulers.json"
 PLOT = ROOT / "benchmarks" / "results" / "schedulers.png"
 MODELS = ("resnet32", "resnet29")
 CAPACITY, LOADS, TARGETS = 10, (0.3, 0.6, 0.9, 1.2, 1.6, 2.2), (0.01, 0.05)
@@ -163,7 +162,7 @@ def studies(model: str, base: ExitProblem, rates: list[float]) -> dict:
     start = time.perf_counter()
     lookup = BayesLookup.build(problem, rates, seed=SEED, progress=False)
     built_s = time.perf_counter() - start
-    file = RESULT.parent / f"bayes_lookup_{model}.json"
+    file = RESULTS / f"bayes_lookup_{model}.json"
     lookup.save(file)
     again = BayesLookup.load(file)
     reused = all(again.decision_for(r).thresholds == lookup.decision_for(r).thresholds
@@ -311,8 +310,7 @@ def plot(result: dict) -> None:
 
 def main() -> int:
     result = measure()
-    RESULT.parent.mkdir(parents=True, exist_ok=True)
-    RESULT.write_text(json.dumps(result, indent=1) + "\n")
+    save_result("schedulers", result)
     plot(result)
     print(markdown_table(result))
     return 0

@@ -17,21 +17,18 @@ per job.
 
 from __future__ import annotations
 
-import json
 import platform
 import random
 import sys
 import time
-from pathlib import Path
 
 import ciw
 import simpy
 
+from _results import save_result  # benchmarks/_results.py
 from edgeperf.io import parse_scenario
 from edgeperf.sim import simulate
 
-ROOT = Path(__file__).resolve().parents[1]
-RESULT = ROOT / "benchmarks" / "results" / "sim_speed.json"
 RATE, K = 0.9, 10
 MODELS = {"mg1k": (1.0,), "chain5": (0.5, 0.8, 1.0, 0.7, 0.9)}
 JOBS = {"kernel": 2_000_000, "event": 400_000, "simpy": 100_000, "ciw": 40_000}
@@ -140,8 +137,7 @@ def markdown_table(result: dict) -> str:
 
 def main() -> int:
     result = measure()
-    RESULT.parent.mkdir(parents=True, exist_ok=True)
-    RESULT.write_text(json.dumps(result, indent=1) + "\n")
+    save_result("sim_speed", result)
     print(markdown_table(result))
     return 0
 

@@ -30,6 +30,7 @@ build/surrogate (delete them to regenerate).
 
 from __future__ import annotations
 
+from _results import save_result  # benchmarks/_results.py
 import json
 import platform
 import sys
@@ -38,10 +39,8 @@ from pathlib import Path
 
 import numpy as np
 
-from edgeperf._atomic import write_text_atomic
 
 ROOT = Path(__file__).resolve().parents[1]
-RESULTS = ROOT / "benchmarks" / "results"
 CACHE = ROOT / "build" / "surrogate"
 SHIPPED = ROOT / "models" / "surrogate" / "chainnet.safetensors"
 CHAINNET = ROOT.parent / "shared" / "data" / "chainnet" / "val"
@@ -309,8 +308,7 @@ def markdown_table(result: dict) -> str:
 
 def main() -> int:
     result = measure()
-    RESULTS.mkdir(exist_ok=True)
-    write_text_atomic(RESULTS / "surrogate.json", json.dumps(result, indent=1, default=float))
+    save_result("surrogate", result)
     print(markdown_table(result))
     return 0
 

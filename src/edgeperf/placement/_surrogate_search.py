@@ -222,8 +222,10 @@ class _Search:
         return best
 
 
-def _check(owner: str, objective: object, time_budget_s: object, loss_tolerance: object,
-           seed: object) -> None:
+def _check(owner: str, system: object, objective: object, time_budget_s: object,
+           loss_tolerance: object, seed: object) -> None:
+    if not isinstance(system, System):
+        raise v.fail(owner, "system", "a System", system)
     if objective not in OBJECTIVES:
         raise v.fail(owner, "objective", f"one of {list(OBJECTIVES)}", objective)
     v.positive(owner, "time_budget_s", time_budget_s)
@@ -273,9 +275,7 @@ def surrogate_search(system: System, *, chain: str | None = None, model: object 
     predicted and the simulated loss of every chain.
     """
     owner = "surrogate_search"
-    _check(owner, objective, time_budget_s, loss_tolerance, seed)
-    if not isinstance(system, System):
-        raise v.fail(owner, "system", "a System", system)
+    _check(owner, system, objective, time_budget_s, loss_tolerance, seed)
     names = [c.name for c in system.chains]
     if chain is not None and chain not in names:
         raise v.fail(owner, "chain", f"one of {names}", chain)
@@ -355,12 +355,10 @@ def compare_search(system: System, *, time_budget_s: float = 10.0, seed: int = 0
     chain's simulated loss and half-width, candidates evaluated, search time,
     placements and (the ILP only can break it) the shared-memory violation."""
     owner = "compare_search"
-    _check(owner, objective, time_budget_s, 0.0, seed)
+    _check(owner, system, objective, time_budget_s, 0.0, seed)
     v.integer(owner, "scoring_jobs", scoring_jobs, low=1)
     from ..surrogate import AnalyticModel
 
-    if not isinstance(system, System):
-        raise v.fail(owner, "system", "a System", system)
     scorers = {"surrogate": _model(owner, model, system),
                "simulation": _SimulationScorer(scoring_jobs, seed),
                "analytic": AnalyticModel()}

@@ -15,7 +15,7 @@ untrained model can still be inspected and compared.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -171,20 +171,19 @@ class ChainNetModel(SurrogateModel):
 class _ConvModel(SurrogateModel):
     """An off-the-shelf PyG convolution on the homogeneous graph of devices and
     fragments (edges: fragment <-> its device, fragment <-> next fragment);
-    a chain is read out from the mean of its fragments and its own features."""
+    a chain is read out from the mean of its fragments and its own features.
+    ``conv`` builds one convolution layer."""
 
-    def __init__(self, hidden: int, layers: int, seed: int) -> None:
+    def __init__(self, hidden: int, layers: int, seed: int,
+                 conv: Callable[[], nn.Module]) -> None:
         super().__init__(hidden, seed)
         v.integer(type(self).__name__, "layers", layers, low=1)
         self.config["layers"] = layers
         with torch.random.fork_rng():
             torch.manual_seed(seed)
             self.embed = nn.ModuleDict({k: _mlp([n, hidden, hidden]) for k, n in _SETS.items()})
-            self.convs = nn.ModuleList(self._conv(hidden) for _ in range(layers))
+            self.convs = nn.ModuleList(conv() for _ in range(layers))
             self.readout = _mlp([2 * hidden, hidden, hidden, 2])
-
-    def _conv(self, hidden: int) -> nn.Module:
-        raise NotImplementedError
 
     def forward(self, batch: DeploymentGraph) -> torch.Tensor:
         from torch_geometric.utils import scatter
@@ -211,14 +210,11 @@ class GATModel(_ConvModel):
         if not isinstance(heads, int) or isinstance(heads, bool) or heads < 1 \
                 or not isinstance(hidden, int) or hidden % heads:
             raise v.fail("GATModel", "heads", f"an int >= 1 dividing hidden ({hidden})", heads)
-        self.heads = heads
-        super().__init__(hidden, layers, seed)
-        self.config["heads"] = heads
-
-    def _conv(self, hidden: int) -> nn.Module:
         from torch_geometric.nn import GATConv
 
-        return GATConv(hidden, hidden // self.heads, heads=self.heads)
+        super().__init__(hidden, layers, seed,
+                         conv=lambda: GATConv(hidden, hidden // heads, heads=heads))
+        self.config["heads"] = heads
 
 
 class GCNModel(_ConvModel):
@@ -227,12 +223,9 @@ class GCNModel(_ConvModel):
     name = "gcn"
 
     def __init__(self, hidden: int = 64, layers: int = 3, seed: int = 0) -> None:
-        super().__init__(hidden, layers, seed)
-
-    def _conv(self, hidden: int) -> nn.Module:
         from torch_geometric.nn import GCNConv
 
-        return GCNConv(hidden, hidden)
+        super().__init__(hidden, layers, seed, conv=lambda: GCNConv(hidden, hidden))
 
 
 class MLPModel(SurrogateModel):

@@ -39,12 +39,14 @@ def _paths(owner: str, target: object) -> tuple[Path, Path]:
     return path.with_suffix(".safetensors"), path.with_suffix(".json")
 
 
+_FEATURES = {"device": DEVICE_FEATURES, "fragment": FRAGMENT_FEATURES, "chain": CHAIN_FEATURES}
+
+
 def _normalization(model: SurrogateModel) -> dict[str, Any]:
-    names = {"device": DEVICE_FEATURES, "fragment": FRAGMENT_FEATURES, "chain": CHAIN_FEATURES}
     return {key: {"features": list(features),
                   "mean": getattr(model, f"{key}_mean").tolist(),
                   "std": getattr(model, f"{key}_std").tolist()}
-            for key, features in names.items()}
+            for key, features in _FEATURES.items()}
 
 
 def save_model(model: SurrogateModel, path: str | os.PathLike[str], *,
@@ -95,11 +97,8 @@ def _description(path: Path) -> dict[str, Any]:
         raise v.fail("load_model", "path", f"a description naming a learned model "
                      f"{sorted(set(MODELS) - {'analytic'})}", text.get("model"))
     saved = {key: (text.get("normalization") or {}).get(key, {}).get("features")
-             for key in ("device", "fragment", "chain")}
-    expected = {key: list(f) for key, f in (("device", DEVICE_FEATURES),
-                                            ("fragment", FRAGMENT_FEATURES),
-                                            ("chain", CHAIN_FEATURES))}
-    if saved != expected:
+             for key in _FEATURES}
+    if saved != {key: list(features) for key, features in _FEATURES.items()}:
         raise v.fail("load_model", "path", "a model trained on this version's graph features "
                      "(retrain it: edgeperf surrogate train)", str(path))
     return text
