@@ -9,9 +9,10 @@ from edgeperf.dists import Deterministic, Exponential, Gamma, Mixture, Sum
 from edgeperf.exceptions import InvalidParameterError
 from edgeperf.io import load_scenario
 from edgeperf.queueing import (DecompositionEvaluator, Station, StationExit, loss_chain, mg1k,
-                               stations_of)
+                               stations_by_chain, stations_of)
 
-EXAMPLE = Path(__file__).parents[2] / "examples" / "scenarios" / "pi_server.yaml"
+SCENARIOS = Path(__file__).parents[2] / "examples" / "scenarios"
+EXAMPLE = SCENARIOS / "pi_server.yaml"
 METHODS = ["poisson", "two-moment"]
 
 
@@ -68,6 +69,19 @@ def test_stations_of_example():
     assert [(e.name, e.probability) for e in pi.exits] == [("b1", 0.3)]
     assert link.service == Deterministic(65536 * 8 / 20e6) and link.delay_s == 0.005
     assert server.service.mean == pytest.approx(0.030 / 4, rel=1e-12)  # speed 4
+
+
+@pytest.mark.parametrize("scenario", ["pi_server.yaml", "shared_edge.yaml"])
+def test_stations_by_chain_are_stations_of_each_chain(scenario):
+    system = load_scenario(SCENARIOS / scenario)
+    routes = stations_by_chain(system)
+    assert list(routes) == [c.name for c in system.chains]
+    for chain in system.chains:
+        assert routes[chain.name] == stations_of(system, chain.name)
+        for station in routes[chain.name]:  # built unchecked, equal to a checked one
+            assert station == Station(name=station.name, capacity=station.capacity,
+                                      service=station.service, exits=station.exits,
+                                      delay_s=station.delay_s)
 
 
 def test_exits_inside_a_fragment_compound():

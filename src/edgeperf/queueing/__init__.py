@@ -1,7 +1,8 @@
 """Analytic queueing models: the M/G/1/K station and loss chains."""
 
-from ._chain import DecompositionEvaluator, Station, StationExit, loss_chain, stations_of
+from ._chain import (DecompositionEvaluator, Station, StationExit, loss_chain, stations_by_chain,
+                     stations_of)
 from ._mg1k import departure_distribution, mg1k, mgs_loss
 
 __all__ = ["mg1k", "mgs_loss", "departure_distribution", "Station", "StationExit", "loss_chain",
-           "stations_of", "DecompositionEvaluator"]
+           "stations_of", "stations_by_chain", "DecompositionEvaluator"]

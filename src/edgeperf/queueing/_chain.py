@@ -25,11 +25,12 @@ from typing import Literal
 from .. import _validation as v
 from ..dists import Deterministic, Gamma, Mixture, ServiceLaw, Sum
 from ..exceptions import UnsupportedModelError
-from ..model import Link, Metrics, PoissonArrivals, StationMetrics, System
+from ..model import Chain, Device, Link, Metrics, PoissonArrivals, StationMetrics, System
 from ._mg1k import Method as StationMethod
 from ._mg1k import mg1k
 
-__all__ = ["StationExit", "Station", "loss_chain", "stations_of", "DecompositionEvaluator"]
+__all__ = ["StationExit", "Station", "loss_chain", "stations_of", "stations_by_chain",
+           "DecompositionEvaluator"]
 
 ChainMethod = Literal["poisson", "two-moment"]
 #: Smallest effective SCV the two-moment method solves with: below it the
@@ -76,8 +77,20 @@ class Station:
             raise v.fail("Station", "exits", "exit probabilities summing to at most 1", total)
         v.non_negative("Station", "delay_s", self.delay_s)
 
+    @classmethod
+    def trusted(cls, *, name: str, capacity: int, service: ServiceLaw,
+                exits: tuple[StationExit, ...], delay_s: float) -> Station:
+        """A station whose fields are known to be valid, built without the checks."""
+        station = object.__new__(cls)
+        for field, value in (("name", name), ("capacity", capacity), ("service", service),
+                             ("exits", exits), ("delay_s", delay_s)):
+            object.__setattr__(station, field, value)
+        return station
+
     @property
     def pass_probability(self) -> float:
+        if not self.exits:
+            return 1.0
         return max(1.0 - sum(e.probability for e in self.exits), 0.0)
 
     @property
@@ -100,14 +113,34 @@ def stations_of(system: System, chain: str | None = None) -> tuple[Station, ...]
     if chain is None and len(system.chains) > 1:
         raise v.fail("stations_of", "chain", f"one of {[c.name for c in system.chains]} "
                      "for a system with several chains", None)
+    return _route(system, route, *_lookups(system))
+
+
+def stations_by_chain(system: System) -> dict[str, tuple[Station, ...]]:
+    """:func:`stations_of` for every chain of ``system``, by chain name, looking
+    its devices and links up once (what the surrogate's encoder walks)."""
+    lookups = _lookups(system)
+    return {c.name: _route(system, c, *lookups) for c in system.chains}
+
+
+def _lookups(system: System) -> tuple[dict[str, Device], dict[tuple[str, str], Link]]:
+    return ({d.name: d for d in system.devices},
+            {(link.source, link.target): link for link in system.links})
+
+
+def _route(system: System, route: Chain, devices: dict[str, Device],
+           links: dict[tuple[str, str], Link]) -> tuple[Station, ...]:
+    """The stations of ``route``. They are built from a validated System, whose
+    rules imply the Station's, so they skip its checks (the encoder builds
+    thousands per batch)."""
     blocks = route.model.blocks
     out: list[Station] = []
-    upload = system.link_between(*route.upload) if route.upload is not None else None
+    upload = links.get(route.upload) if route.upload is not None else None
     if upload is not None and not upload.ideal:  # inputs cross a link before the first fragment
         out.append(_link_station(upload, route.model.input_bytes))
     fragments = route.fragments
     for n, fragment in enumerate(fragments):
-        device = system.device(fragment.device)
+        device = devices[fragment.device]
         latencies: list[ServiceLaw] = []
         exits: list[StationExit] = []
         reach = 1.0  # P(an accepted job reaches the current block)
@@ -120,11 +153,10 @@ def stations_of(system: System, chain: str | None = None) -> tuple[Station, ...]
                 reach *= 1.0 - q
         link = None
         if n + 1 < len(fragments):
-            link = system.link_between(fragment.device, fragments[n + 1].device)
-            assert link is not None  # System.validate guarantees it
-        out.append(Station(name=device.name, capacity=device.capacity, service=_sum(latencies),
-                           exits=tuple(exits),
-                           delay_s=link.latency_s if link is not None and link.ideal else 0.0))
+            link = links[fragment.device, fragments[n + 1].device]  # System.validate: it exists
+        out.append(Station.trusted(
+            name=device.name, capacity=device.capacity, service=_sum(latencies),
+            exits=tuple(exits), delay_s=link.latency_s if link is not None and link.ideal else 0.0))
         if link is not None and not link.ideal:
             out.append(_link_station(link, blocks[fragment.last].output_bytes))
     if upload is not None and upload.ideal:  # a pure delay: where it is added does not matter
@@ -134,9 +166,9 @@ def stations_of(system: System, chain: str | None = None) -> tuple[Station, ...]
 
 def _link_station(link: Link, size_bytes: int) -> Station:
     """A non-ideal link carrying ``size_bytes`` per job."""
-    return Station(name=link.name, capacity=link.capacity,  # type: ignore[arg-type]
-                   service=Deterministic(link.transmission_time_s(size_bytes)),
-                   delay_s=link.latency_s)
+    return Station.trusted(name=link.name, capacity=link.capacity,  # type: ignore[arg-type]
+                           service=Deterministic(link.transmission_time_s(size_bytes)),
+                           exits=(), delay_s=link.latency_s)
 
 
 def _sum(laws: list[ServiceLaw]) -> ServiceLaw:

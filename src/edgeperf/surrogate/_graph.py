@@ -27,7 +27,7 @@ import torch
 
 from .. import _validation as v
 from ..model import System
-from ..queueing import stations_of
+from ..queueing import stations_by_chain
 
 __all__ = ["DEVICE_FEATURES", "FRAGMENT_FEATURES", "CHAIN_FEATURES", "DeploymentGraph",
            "encode", "encode_batch", "encode_samples", "collate"]
@@ -136,11 +136,12 @@ class _Columns:
                 capacity.append(d.capacity), speed.append(d.speed), is_link.append(0.0)
             links: dict[str, int] = {}  # link station name -> capacity
             names: list[str] = []
+            routes = stations_by_chain(system)
             for chain in system.chains:
                 c, reach = len(self.chain_graph), chain.arrival_rate
                 self.chain_graph.append(g)
                 self.chain_rate.append(reach)
-                for i, station in enumerate(stations_of(system, chain.name)):
+                for i, station in enumerate(routes[chain.name]):
                     law, passing = station.law, station.pass_probability
                     rows.append((c, i, reach, law.mean, law.second_moment, law.scv, passing,
                                  station.delay_s))
