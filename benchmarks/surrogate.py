@@ -16,7 +16,8 @@ decomposition (no learning). Data sets:
   trained with such deployments added.
 
 It also times a prediction (encoding included) against simulating the same
-deployment with the event engine, at the labels' length and at each length of
+deployment with the event engine, each on one core (torch runs one thread, as
+the simulator runs one process), at the labels' length and at each length of
 a curve of the simulation's own error against the published labels, and searches
 placements of several chains with the surrogate, with the simulator (the
 talk's baseline), with the analytic model and with the ILP per chain, under
@@ -62,6 +63,7 @@ TRAIN = ("train_1", "train_4", "train_5", "train_6", "train_7")
 SIM_LENGTHS = ((1_000, 1), (3_000, 1), (10_000, 1), (30_000, 2))
 SIM_SAMPLES = 150  # published deployments simulated at each length
 VAL_SAMPLES = 2000  # of ChainNet's 10,000 published deployments
+THREADS = 1  # torch's, for every timing: one core, as one simulation uses
 
 
 def dataset(name: str):  # noqa: ANN201 - a Dataset
@@ -208,9 +210,12 @@ def error_by_band(model, samples) -> list[dict]:  # noqa: ANN001
 
 
 def measure() -> dict:
+    import torch
+
     from edgeperf.surrogate import AnalyticModel, from_chainnet, load_model
 
     started = time.perf_counter()
+    torch.set_num_threads(THREADS)
     sets = {"generated": list(dataset("generated").samples),
             "larger": list(dataset("larger").samples)}
     if CHAINNET.is_dir():
@@ -242,7 +247,7 @@ def measure() -> dict:
             "edgeperf_regime": edgeperf_rows,
             "placement_search": placement_search(models["chainnet"]),
             "settings": {"val_samples": VAL_SAMPLES, "data": DATA, "train": TRAIN,
-                         "seed": SEED, "sim_samples": SIM_SAMPLES},
+                         "seed": SEED, "sim_samples": SIM_SAMPLES, "torch_threads": THREADS},
             "wall_s": time.perf_counter() - started}
 
 
@@ -293,8 +298,8 @@ def markdown_table(result: dict) -> str:
     for r in curve["lengths"]:
         lines.append(f"| {r['jobs']} x {r['replications']} | {r['s_per_deployment'] * 1e3:.1f} "
                      f"| {r['mape_tput_ratio']:.2f} / {r['mape_response_time']:.2f} |")
-    lines += ["", f"A prediction takes {inf * 1e3:.3f} ms a deployment from a parsed system "
-              f"(batches of 256): {result['encode_s_per_deployment'] * 1e3:.3f} ms to encode, "
+    lines += ["", f"On one core each, a prediction takes {inf * 1e3:.3f} ms a deployment from a "
+              f"parsed system (batches of 256): {result['encode_s_per_deployment'] * 1e3:.3f} ms to encode, "
               f"{result['forward_s_per_deployment'] * 1e3:.3f} ms of forward pass. Simulating "
               f"one as the labels were ({curve['lengths'][-1]['jobs']} x "
               f"{curve['lengths'][-1]['replications']} arrivals) takes {sim * 1e3:.0f} ms: "

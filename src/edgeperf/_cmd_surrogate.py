@@ -87,6 +87,8 @@ def train_command(
         = 0,
     name: Annotated[str | None, typer.Option(help="File name (stem) of the saved model; "
                                                   "default: the network's name.")] = None,
+    hidden: Annotated[int | None, typer.Option(help="Width of the network's hidden states; "
+                                                    "default: the network's own.", min=2)] = None,
 ) -> None:
     """Train a surrogate on generated deployments; save it (safetensors + JSON)."""
     from . import _validation as v
@@ -103,7 +105,7 @@ def train_command(
     order = np.random.default_rng(seed).permutation(len(graphs))
     cut = max(1, int(round(val_share * len(graphs))))
     val, fit = [graphs[i] for i in order[:cut]], [graphs[i] for i in order[cut:]]
-    net = build_model(model.value, seed=seed)
+    net = build_model(model.value, seed=seed, **({} if hidden is None else {"hidden": hidden}))
     report = train(net, fit, val, epochs=epochs, patience=patience, seed=seed,
                    progress=sys.stderr.isatty())
     out.mkdir(parents=True, exist_ok=True)

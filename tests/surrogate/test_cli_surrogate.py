@@ -35,12 +35,21 @@ def test_train_then_evaluate(capsys, data, tmp_path):
         assert result["chains"] > 0 and result["mape_tput_ratio"] >= 0
 
 
-def test_train_under_another_name(capsys, data, tmp_path):
+def test_train_under_another_name_and_width(capsys, data, tmp_path):
     code, out, err = run(capsys, "surrogate", "train", str(data), "--out", str(tmp_path),
-                         "--model", "mlp", "--epochs", "1", "--name", "mlp_small")
+                         "--model", "mlp", "--epochs", "1", "--name", "mlp_small",
+                         "--hidden", "8")
     assert code == 0, err
     assert (tmp_path / "mlp_small.safetensors").is_file()
-    assert (tmp_path / "mlp_small.json").is_file()
+    assert json.loads((tmp_path / "mlp_small.json").read_text())["config"]["hidden"] == 8
+
+
+def test_a_width_the_network_cannot_take_is_one_line(capsys, data, tmp_path):
+    assert_one_error_line(*run(capsys, "surrogate", "train", str(data), "--out", str(tmp_path),
+                               "--model", "gat", "--hidden", "6"),
+                          r"The 'heads' parameter of GATModel must be an int >= 1 dividing "
+                          r"hidden \(6\)\. Got 4\.")
+    assert not list(tmp_path.iterdir())
 
 
 def test_the_analytic_baseline_needs_no_model_file(capsys):
