@@ -1,0 +1,120 @@
+"""How the learned twin's size and seed move its error, and its lead over the GAT.
+
+`benchmarks/surrogate.py` compares one trained network of each kind. This
+trains the ChainNet-style network at several sizes (hidden width x
+iterations) and, for the shipped size and the GAT, with other seeds (the
+weights' initialisation and the batch order; data and held-out fifth stay the
+same), all on the shipped model's training data. Each is scored on the
+held-out fifth of that data (``validation``: what a size is chosen on) and on
+ChainNet's published deployments (``published``, never trained on nor chosen
+on; without them next to the project that column is left out), and its
+forward pass is timed on one torch thread. The shipped model is the
+``chainnet`` row of its own size and seed 0.
+
+    .venv/bin/python benchmarks/surrogate_variants.py      (or: make bench)
+
+Writes benchmarks/results/surrogate_variants.json. Trained models are cached
+in build/surrogate/models; untrained, each takes 5 to 20 minutes on this
+project's 2-core machine.
+"""
+
+from __future__ import annotations
+
+from _results import save_result  # benchmarks/_results.py
+import sys
+import time
+
+import numpy as np
+from surrogate import CHAINNET, SEED, SHIPPED, THREADS, TRAIN, VAL_SAMPLES, _fit, dataset
+
+#: (hidden, iterations) of the ChainNet-style network, each trained with seed 0
+SIZES = ((64, 3), (48, 3), (32, 3), (48, 2), (32, 4))
+SEEDS = (0, 1, 2)  # for the shipped size and the GAT
+
+
+def _held_out() -> list:
+    """The fifth of the pooled training data that every model was stopped on."""
+    samples = [s for d in TRAIN for s in dataset(d).samples]
+    order = np.random.default_rng(SEED).permutation(len(samples))
+    return [samples[i] for i in order[:int(round(0.2 * len(samples)))]]
+
+
+def _models(shipped_config: dict) -> list[tuple[str, dict, int]]:
+    """(name, config, seed) of every model scored."""
+    runs = [("chainnet", {"hidden": h, "iterations": i}, SEED) for h, i in SIZES]
+    runs += [("chainnet", shipped_config, s) for s in SEEDS if s != SEED]
+    return runs + [("gat", {}, s) for s in SEEDS]
+
+
+def measure() -> dict:
+    import torch
+
+    from edgeperf.surrogate import evaluate_model, from_chainnet, load_model
+
+    started = time.perf_counter()
+    torch.set_num_threads(THREADS)
+    sets = {"validation": _held_out()}
+    if CHAINNET.is_dir():
+        sets["published"] = from_chainnet(CHAINNET, VAL_SAMPLES)
+    shipped = load_model(SHIPPED)
+    shipped_config = {k: shipped.config[k] for k in ("hidden", "iterations")}
+    rows = []
+    for name, config, seed in _models(shipped_config):
+        is_shipped = name == "chainnet" and config == shipped_config and seed == SEED
+        model = shipped if is_shipped else _fit(name, TRAIN, seed, **config)
+        row = {"name": name, "config": {k: v for k, v in model.config.items() if k != "seed"},
+               "seed": seed, "shipped": is_shipped}
+        for key, samples in sets.items():
+            score = evaluate_model(model, samples)
+            row |= {f"{key}_mape_tput_ratio": score["mape_tput_ratio"],
+                    f"{key}_mape_response_time": score["mape_response_time"]}
+        row["forward_s_per_deployment"] = score["forward_s_per_deployment"]
+        rows.append(row)
+        print(row, flush=True)
+    return {"models": rows, "margin_over_gat": _margins(rows, shipped_config, list(sets)),
+            "settings": {"sizes": SIZES, "seeds": SEEDS, "train": TRAIN,
+                         "val_samples": VAL_SAMPLES, "torch_threads": THREADS},
+            "wall_s": time.perf_counter() - started}
+
+
+def _margins(rows: list[dict], shipped_config: dict, sets: list[str]) -> dict:
+    """1 - chainnet / gat of the mean MAPE over the seeds, per data set and target."""
+    def mean(name: str, key: str) -> float:
+        return float(np.mean([r[key] for r in rows if r["name"] == name and (
+            name == "gat" or all(r["config"][k] == v for k, v in shipped_config.items()))]))
+    return {f"{s}_{t}": 1.0 - mean("chainnet", f"{s}_mape_{t}") / mean("gat", f"{s}_mape_{t}")
+            for s in sets for t in ("tput_ratio", "response_time")}
+
+
+def markdown_table(result: dict) -> str:
+    rows = result["models"]
+    sets = [k[:-len("_mape_tput_ratio")] for k in rows[0] if k.endswith("_mape_tput_ratio")]
+    lines = ["MAPE throughput ratio / response time, %, on the held-out fifth of the "
+             "training data (validation) and on ChainNet's published deployments; forward "
+             "pass per deployment on one thread (batches of 256).", "",
+             "| model | config | seed | " + " | ".join(sets)
+             + " | forward, ms |", "|---" * (len(sets) + 4) + "|"]
+    for r in rows:
+        size = ", ".join(f"{k} {v}" for k, v in r["config"].items())
+        name = r["name"] + (" (shipped)" if r["shipped"] else "")
+        cells = [f"{r[f'{s}_mape_tput_ratio']:.2f} / {r[f'{s}_mape_response_time']:.2f}"
+                 for s in sets]
+        lines.append(f"| {name} | {size} | {r['seed']} | " + " | ".join(cells)
+                     + f" | {r['forward_s_per_deployment'] * 1e3:.3f} |")
+    margin = result["margin_over_gat"]
+    lines += ["", "Over the seeds, the shipped size's mean error is lower than the GAT's by "
+              + "; ".join(f"{margin[f'{s}_tput_ratio']:.0%} on throughput ratio and "
+                          f"{margin[f'{s}_response_time']:.0%} on response time ({s})"
+                          for s in sets) + "."]
+    return "\n".join(lines)
+
+
+def main() -> int:
+    result = measure()
+    save_result("surrogate_variants", result)
+    print(markdown_table(result))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
