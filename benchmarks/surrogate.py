@@ -304,7 +304,8 @@ def markdown_table(result: dict) -> str:
         lines.append(f"| {r['jobs']} x {r['replications']} | {r['s_per_deployment'] * 1e3:.1f} "
                      f"| {r['mape_tput_ratio']:.2f} / {r['mape_response_time']:.2f} |")
     lines += ["", f"On one core each, a prediction takes {inf * 1e3:.3f} ms a deployment from a "
-              f"parsed system (batches of 256): {result['encode_s_per_deployment'] * 1e3:.3f} ms to encode, "
+              "parsed system (batches of 256): "
+              f"{result['encode_s_per_deployment'] * 1e3:.3f} ms to encode, "
               f"{result['forward_s_per_deployment'] * 1e3:.3f} ms of forward pass. Simulating "
               f"one as the labels were ({curve['lengths'][-1]['jobs']} x "
               f"{curve['lengths'][-1]['replications']} arrivals) takes {sim * 1e3:.0f} ms: "

@@ -237,11 +237,11 @@ def default_model(system: System) -> Path:
     """The shipped model for ``system``: the one trained on our regime too when a
     chain has what ChainNet's data lacks (an early exit, a non-ideal link, service
     that is not deterministic), else the one trained on ChainNet's regime."""
-    from ..queueing import stations_of
+    from ..queueing import stations_by_chain
 
     devices = {d.name for d in system.devices}
     ours = any(s.exits or s.name not in devices or s.law.scv > 1e-12
-               for c in system.chains for s in stations_of(system, c.name))
+               for route in stations_by_chain(system).values() for s in route)
     return DEFAULT_MODELS["edgeperf" if ours else "chainnet"]
 
 

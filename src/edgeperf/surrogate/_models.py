@@ -282,9 +282,10 @@ class AnalyticModel:
         return np.concatenate([self.solve(s) for s in batch.systems])
 
     def solve(self, system: System) -> np.ndarray:
-        from ..queueing import stations_of
+        from ..queueing import stations_by_chain
 
-        routes = [(c.arrival_rate, stations_of(system, c.name)) for c in system.chains]
+        stations = stations_by_chain(system)
+        routes = [(c.arrival_rate, stations[c.name]) for c in system.chains]
         solved: dict[str, tuple[float, float]] = {}  # station -> (loss, mean wait)
         for _ in range(self.max_iterations):
             new = self._stations(routes, solved)
