@@ -11,12 +11,14 @@ from edgeperf.dists import Deterministic, Exponential, Mixture
 from edgeperf.exceptions import InvalidParameterError, NotFittedError
 from edgeperf.model import DNN, Block, Chain, Device, Placement, PoissonArrivals, System, Workload
 from edgeperf.queueing import mg1k
-from edgeperf.surrogate._graph import collate, encode
-from edgeperf.surrogate._models import AnalyticModel, MODELS, build_model
+from edgeperf.surrogate._graph import CHAIN_FEATURES, collate, encode
+from edgeperf.surrogate._models import AnalyticModel, MODELS, _completed, build_model
 from surrogate_cases import TWO_LABELS, exits_and_link, two_chains
 
-LEARNED = ["chainnet", "gat", "gcn", "mlp"]
-TINY = {"chainnet": {"hidden": 8, "iterations": 2}, "gat": {"hidden": 8, "heads": 2},
+LEARNED = ["chainnet", "chainnet-chain", "gat", "gcn", "mlp"]  # -chain: the readout ablation
+TINY = {"chainnet": {"hidden": 8, "iterations": 2},
+        "chainnet-chain": {"hidden": 8, "iterations": 2, "readout": "chain"},
+        "gat": {"hidden": 8, "heads": 2},
         "gcn": {"hidden": 8}, "mlp": {"hidden": 8}}
 
 
@@ -33,7 +35,7 @@ def check_ranges(out, batch):
 
 @pytest.mark.parametrize("name", LEARNED)
 def test_forward_shapes_and_ranges(name):
-    model, batch = build_model(name, **TINY[name]), hand_built()
+    model, batch = build_model(name.split("-")[0], **TINY[name]), hand_built()
     model.fit_normalization(batch)
     out = model(batch)
     check_ranges(out, batch)
@@ -44,15 +46,25 @@ def test_forward_shapes_and_ranges(name):
 @pytest.mark.parametrize("name", LEARNED)
 def test_forward_on_published_batch(name, published):
     batch = collate([encode(s, labels) for s, labels in published])
-    model = build_model(name, **TINY[name])
+    model = build_model(name.split("-")[0], **TINY[name])
     model.fit_normalization(batch)
     with torch.no_grad():
         check_ranges(model(batch), batch)
 
 
+def test_chain_throughput_with_no_offsets_is_the_mm1k_decomposition(published):
+    # ChainNet's hops compose the throughput ratio as the decomposition does:
+    # exits and a link station included, one chain per station visit
+    batch = collate([hand_built(), *(encode(s) for s, _ in published[:20])])
+    composed = _completed(batch, torch.zeros(batch.fragment_x.shape[0]))
+    decomposed = batch.chain_x[:, CHAIN_FEATURES.index("mm1k_tput")]
+    assert int((decomposed < 0.9).sum()) >= 5  # chains that lose jobs, not only 1 == 1
+    torch.testing.assert_close(composed, decomposed.clamp_min(1e-6), rtol=0, atol=1e-5)
+
+
 @pytest.mark.parametrize("name", LEARNED)
 def test_predict_needs_a_fitted_model(name):
-    model = build_model(name, **TINY[name])
+    model = build_model(name.split("-")[0], **TINY[name])
     with pytest.raises(NotFittedError, match="is not fitted: train it"):
         model.predict(two_chains())
     model.fitted.fill_(True)
@@ -115,6 +127,9 @@ def test_errors():
         build_model("chainnet", depth=3)
     with pytest.raises(InvalidParameterError, match="'iterations' parameter of ChainNetModel"):
         build_model("chainnet", iterations=0)
+    with pytest.raises(InvalidParameterError, match=r"'readout' parameter of ChainNetModel must "
+                                                    r"be one of \['hops', 'chain'\]"):
+        build_model("chainnet", readout="device")
     with pytest.raises(InvalidParameterError, match=r"dividing hidden \(64\)"):
         build_model("gat", heads=5)
     with pytest.raises(InvalidParameterError, match="'hidden' parameter of MLPModel"):

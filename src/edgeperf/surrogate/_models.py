@@ -1,8 +1,8 @@
 """The ChainNet-style GNN, learned baselines and the analytic baseline.
 
 Every model maps a :class:`DeploymentGraph` batch to per-chain ratios
-(tput_ratio in (0, 1] through a sigmoid, response_time / S_c >= 1 through
-1 + softplus) and offers ``predict(graphs or systems) -> [n_chains, 2]``
+(tput_ratio in (0, 1]: a sigmoid, or for ChainNet a product along the chain;
+response_time / S_c >= 1 through 1 + softplus) and offers ``predict(graphs or systems) -> [n_chains, 2]``
 (tput_ratio, response_time in the scenario's time unit).
 
 A learned model standardises its inputs with constants fitted on training
@@ -124,17 +124,31 @@ class ChainNetModel(SurrogateModel):
     device) states in path order, starting from the chain's state; each
     fragment is updated from the GRU's state at its hop and its device's state;
     each device attends over the fragments it hosts (softmax over that device's
-    fragments). The chain's final GRU state feeds the readout.
+    fragments). The chain's final GRU state reads out its response time.
+
+    The throughput ratio is composed along the chain, as jobs flow: each hop
+    accepts a job with a learned probability (a logit offset on the M/M/1/K
+    decomposition's acceptance at its device), jobs go on with the hop's pass
+    probability, and the ratio is the share that completes (leaves at an exit
+    or the last hop). A chain crossing several saturated devices then gets the
+    product of their refusals, which a single per-chain readout must learn.
+    ``readout="chain"`` reads the throughput ratio out of the chain's state
+    instead (through a sigmoid, as the baselines do): the ablation.
     """
 
     name = "chainnet"
+    READOUTS = ("hops", "chain")
 
-    def __init__(self, hidden: int = 48, iterations: int = 2, seed: int = 0) -> None:
+    def __init__(self, hidden: int = 48, iterations: int = 2, seed: int = 0,
+                 readout: str = "hops") -> None:
         # the shipped model's size: within the seeds' spread of 64 x 3 on held-out
         # generated data, at about half its forward pass (docs/background/surrogate.md)
         super().__init__(hidden, seed)
         v.integer("ChainNetModel", "iterations", iterations, low=1)
-        self.config["iterations"] = iterations
+        if readout not in self.READOUTS:
+            raise v.fail("ChainNetModel", "readout", f"one of {list(self.READOUTS)}", readout)
+        self.config |= {"iterations": iterations, "readout": readout}
+        hops = readout == "hops"
         h = hidden
         with torch.random.fork_rng():
             torch.manual_seed(seed)
@@ -144,7 +158,9 @@ class ChainNetModel(SurrogateModel):
             self.score = nn.Linear(2 * h, 1)
             self.value = nn.Linear(h, h)
             self.device_cell = nn.GRUCell(h, h)
-            self.readout = _mlp([2 * h, h, h, 2])
+            # the response time, and the throughput ratio unless the hops give it
+            self.readout = _mlp([2 * h, h, h, 1 if hops else 2])
+            self.accept = _mlp([3 * h, h, 1]) if hops else None  # per hop
 
     def forward(self, batch: DeploymentGraph) -> torch.Tensor:
         from torch_geometric.utils import scatter, softmax
@@ -167,7 +183,37 @@ class ChainNetModel(SurrogateModel):
             message = scatter(alpha.unsqueeze(-1) * self.value(frag), where, 0,
                               dim_size=n_dev, reduce="sum")
             dev = self.device_cell(message, dev)
-        return _head(self.readout(torch.cat([chain, chain0], 1)))
+        raw = self.readout(torch.cat([chain, chain0], 1))
+        if self.accept is None:
+            return _head(raw)
+        hop = torch.cat([frag, dev[where], chain[batch.fragment_chain]], 1)
+        tput = _completed(batch, self.accept(hop).squeeze(-1))
+        return torch.stack([tput, 1.0 + nn.functional.softplus(raw[:, 0])], 1)
+
+
+_ACCEPT = FRAGMENT_FEATURES.index("mm1k_accept")
+_EXIT = FRAGMENT_FEATURES.index("exit_probability")
+
+
+def _completed(batch: DeploymentGraph, logit: torch.Tensor) -> torch.Tensor:
+    """Each chain's throughput ratio from per-hop acceptance logits (offsets
+    on the M/M/1/K acceptance): the share of its jobs accepted at a hop that
+    then leave there (at an exit, or after the last hop)."""
+    from torch_geometric.utils import scatter
+
+    prior = batch.fragment_x[:, _ACCEPT].clamp(1e-6, 1.0 - 1e-6)
+    log_accept = nn.functional.logsigmoid(logit + prior.log() - (-prior).log1p())
+    passing = (1.0 - batch.fragment_x[:, _EXIT]).clamp_min(1e-6)
+    step = log_accept + passing.log()
+    before = torch.cumsum(step, 0) - step  # fragments lie chain by chain, in path order
+    chain = batch.fragment_chain
+    first = torch.cumsum(batch.chain_length, 0) - batch.chain_length
+    log_reach = before - before[first][chain]
+    last = batch.fragment_position == batch.chain_length[chain] - 1
+    leave = torch.where(last, torch.ones_like(passing), 1.0 - passing)
+    done = scatter(torch.exp(log_reach + log_accept) * leave, chain, 0,
+                   dim_size=batch.num_chains, reduce="sum")
+    return done.clamp(1e-6, 1.0)
 
 
 class _ConvModel(SurrogateModel):
