@@ -205,11 +205,13 @@ def _completed(batch: DeploymentGraph, logit: torch.Tensor) -> torch.Tensor:
     log_accept = nn.functional.logsigmoid(logit + prior.log() - (-prior).log1p())
     passing = (1.0 - batch.fragment_x[:, _EXIT]).clamp_min(1e-6)
     step = log_accept + passing.log()
-    before = torch.cumsum(step, 0) - step  # fragments lie chain by chain, in path order
-    chain = batch.fragment_chain
-    first = torch.cumsum(batch.chain_length, 0) - batch.chain_length
-    log_reach = before - before[first][chain]
-    last = batch.fragment_position == batch.chain_length[chain] - 1
+    # summed chain by chain (one row each), not over the batch: a float32 sum over
+    # a large batch would round a chain's share by the batch's size
+    chain, position = batch.fragment_chain, batch.fragment_position
+    rows = step.new_zeros(batch.num_chains, int(batch.chain_length.max()))
+    rows[chain, position] = step
+    log_reach = rows.cumsum(1)[chain, position] - step
+    last = position == batch.chain_length[chain] - 1
     leave = torch.where(last, torch.ones_like(passing), 1.0 - passing)
     done = scatter(torch.exp(log_reach + log_accept) * leave, chain, 0,
                    dim_size=batch.num_chains, reduce="sum")
