@@ -62,6 +62,17 @@ def test_chain_throughput_with_no_offsets_is_the_mm1k_decomposition(published):
     torch.testing.assert_close(composed, decomposed.clamp_min(1e-6), rtol=0, atol=1e-5)
 
 
+def test_chain_throughput_does_not_depend_on_the_batch(published):
+    # each chain's hops are summed on their own: a chain's ratio is the same
+    # alone and behind thousands of other chains (a sum over the batch rounds it)
+    alone = hand_built()
+    many = collate([*(encode(s) for s, _ in published)] * 40 + [alone])
+    logits = torch.full((many.fragment_x.shape[0],), -0.3)
+    tail = _completed(many, logits)[-alone.num_chains:]
+    torch.testing.assert_close(tail, _completed(alone, logits[:alone.fragment_x.shape[0]]),
+                               rtol=1e-6, atol=0)
+
+
 @pytest.mark.parametrize("name", LEARNED)
 def test_predict_needs_a_fitted_model(name):
     model = build_model(name.split("-")[0], **TINY[name])
