@@ -142,7 +142,7 @@ class ChainNetModel(SurrogateModel):
     def __init__(self, hidden: int = 48, iterations: int = 2, seed: int = 0,
                  readout: str = "hops") -> None:
         # the shipped model's size: within the seeds' spread of 64 x 3 on held-out
-        # generated data, at about half its forward pass (docs/background/surrogate.md)
+        # generated data, at about three fifths of its forward pass (docs/background/surrogate.md)
         super().__init__(hidden, seed)
         v.integer("ChainNetModel", "iterations", iterations, low=1)
         if readout not in self.READOUTS:
