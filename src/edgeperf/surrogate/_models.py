@@ -2,8 +2,9 @@
 
 Every model maps a :class:`DeploymentGraph` batch to per-chain ratios
 (tput_ratio in (0, 1]: a sigmoid, or for ChainNet a product along the chain;
-response_time / S_c >= 1 through 1 + softplus) and offers ``predict(graphs or systems) -> [n_chains, 2]``
-(tput_ratio, response_time in the scenario's time unit).
+response_time / S_c >= 1 through 1 + softplus) and offers
+``predict(graphs or systems) -> [n_chains, 2]`` (tput_ratio, response_time in
+the scenario's time unit).
 
 A learned model standardises its inputs with constants fitted on training
 data (:meth:`SurrogateModel.fit_normalization`), kept as buffers so they
@@ -142,7 +143,8 @@ class ChainNetModel(SurrogateModel):
     def __init__(self, hidden: int = 48, iterations: int = 2, seed: int = 0,
                  readout: str = "hops") -> None:
         # the shipped model's size: within the seeds' spread of 64 x 3 on held-out
-        # generated data, at about three fifths of its forward pass (docs/background/surrogate.md)
+        # generated data, at about three fifths of its forward pass
+        # (docs/background/surrogate.md)
         super().__init__(hidden, seed)
         v.integer("ChainNetModel", "iterations", iterations, low=1)
         if readout not in self.READOUTS:
