@@ -203,8 +203,8 @@ def _completed(batch: DeploymentGraph, logit: torch.Tensor) -> torch.Tensor:
     then leave there (at an exit, or after the last hop)."""
     from torch_geometric.utils import scatter
 
-    prior = batch.fragment_x[:, _ACCEPT].clamp(1e-6, 1.0 - 1e-6)
-    log_accept = nn.functional.logsigmoid(logit + prior.log() - (-prior).log1p())
+    prior = torch.logit(batch.fragment_x[:, _ACCEPT], eps=1e-6)
+    log_accept = nn.functional.logsigmoid(logit + prior)
     passing = (1.0 - batch.fragment_x[:, _EXIT]).clamp_min(1e-6)
     step = log_accept + passing.log()
     # summed chain by chain (one row each), not over the batch: a float32 sum over
