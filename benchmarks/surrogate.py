@@ -53,6 +53,10 @@ DATA = {"train_1": ("chainnet_3000.npz", 3000, "chainnet", 1, 30_000),
         "train_5": ("chainnet_4000_s5.npz", 4000, "chainnet", 5, 30_000),
         "train_6": ("chainnet_4000_s6.npz", 4000, "chainnet", 6, 30_000),
         "train_7": ("chainnet_4000_s7.npz", 4000, "chainnet", 7, 30_000),
+        # with the five above, the data-scaling run of surrogate_variants.py
+        "train_9": ("chainnet_4000_s9.npz", 4000, "chainnet", 9, 30_000),
+        "train_10": ("chainnet_4000_s10.npz", 4000, "chainnet", 10, 30_000),
+        "train_11": ("chainnet_4000_s11.npz", 4000, "chainnet", 11, 30_000),
         # with the five above, chainnet_edgeperf's training data
         "train_edgeperf": ("edgeperf_4000_s8.npz", 4000, "edgeperf", 8, 30_000),
         "generated": ("test_chainnet_500.npz", 500, "chainnet", 2, 60_000),
@@ -80,15 +84,18 @@ def dataset(name: str):  # noqa: ANN201 - a Dataset
     return load_dataset(path)
 
 
-def _fit(name: str, sets: tuple[str, ...], seed: int = SEED, **config):  # noqa: ANN202
+def _fit(name: str, sets: tuple[str, ...], seed: int = SEED, tag: str = "",
+         **config):  # noqa: ANN202
     """A model trained on the data sets ``sets`` as `make surrogate` trains the
-    shipped one (the same fifth held out for early stopping), with weights and
-    batches drawn from ``seed``, cached with the names of its data sets and its
-    config (trained again when they change)."""
+    shipped one (a fifth of the pooled data held out for early stopping), with
+    weights and batches drawn from ``seed``, cached with the names of its data
+    sets and its config (trained again when they change); ``tag`` keeps models
+    of other data sets in files of their own."""
     from edgeperf.surrogate import build_model, encode_samples, load_model, save_model, train
 
     stem = name if seed == SEED and not config else \
         "_".join([name, f"s{seed}", *(f"{k}{v}" for k, v in sorted(config.items()))])
+    stem += f"_{tag}" if tag else ""
     path = CACHE / "models" / f"{stem}.safetensors"
     data = [DATA[d][0] for d in sets]
     cached = path.with_suffix(".json")
