@@ -53,12 +53,12 @@ DATA = {"train_1": ("chainnet_3000.npz", 3000, "chainnet", 1, 30_000),
         "train_5": ("chainnet_4000_s5.npz", 4000, "chainnet", 5, 30_000),
         "train_6": ("chainnet_4000_s6.npz", 4000, "chainnet", 6, 30_000),
         "train_7": ("chainnet_4000_s7.npz", 4000, "chainnet", 7, 30_000),
-        # with the five above, the data-scaling run of surrogate_variants.py
+        # with the five above, chainnet_edgeperf's training data
+        "train_edgeperf": ("edgeperf_4000_s8.npz", 4000, "edgeperf", 8, 30_000),
+        # with the five chainnet sets above, the data-scaling run of surrogate_variants.py
         "train_9": ("chainnet_4000_s9.npz", 4000, "chainnet", 9, 30_000),
         "train_10": ("chainnet_4000_s10.npz", 4000, "chainnet", 10, 30_000),
         "train_11": ("chainnet_4000_s11.npz", 4000, "chainnet", 11, 30_000),
-        # with the five above, chainnet_edgeperf's training data
-        "train_edgeperf": ("edgeperf_4000_s8.npz", 4000, "edgeperf", 8, 30_000),
         "generated": ("test_chainnet_500.npz", 500, "chainnet", 2, 60_000),
         "larger": ("test_larger_200.npz", 200, "larger", 3, 60_000),
         "edgeperf": ("test_edgeperf_500.npz", 500, "edgeperf", 12, 60_000)}
