@@ -72,6 +72,7 @@ def measure() -> dict:
         sets["published"] = from_chainnet(CHAINNET, VAL_SAMPLES)
     shipped = load_model(SHIPPED)
     shipped_config = {k: shipped.config[k] for k in ("hidden", "iterations", "readout")}
+    sizes = {d: len(dataset(d).samples) for d in MORE}  # deployments per training set
     rows = []
     for name, config, seed, data in _models(shipped_config):
         is_shipped = (name, config, seed, data) == ("chainnet", shipped_config, SEED, TRAIN)
@@ -79,7 +80,7 @@ def measure() -> dict:
             name, data, seed, tag="" if data == TRAIN else "more", **config)
         row = {"name": name, "config": {k: v for k, v in model.config.items() if k != "seed"},
                "seed": seed, "shipped": is_shipped,
-               "train": list(data), "train_deployments": sum(len(dataset(d).samples) for d in data)}
+               "train": list(data), "train_deployments": sum(sizes[d] for d in data)}
         for key, samples in sets.items():
             if key == "validation" and data != TRAIN:  # trained on part of it
                 row |= {f"{key}_mape_tput_ratio": None, f"{key}_mape_response_time": None}
