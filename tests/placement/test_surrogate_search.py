@@ -192,6 +192,20 @@ def test_default_model_follows_the_regime():
         assert bool(ss._model("test", path, plain).fitted)
 
 
+def test_shipped_models_are_found_in_a_checkout_and_in_a_wheel_install(tmp_path):
+    # a checkout (or editable install) reads the repository's models/surrogate
+    assert ss._shipped_folder() == Path(__file__).resolve().parents[2] / "models" / "surrogate"
+    # a wheel puts the module in site-packages and the models under
+    # <prefix>/share/edgeperf (pyproject's data-files)
+    module = tmp_path / "lib" / "python3" / "site-packages" / "edgeperf" / "placement" / "m.py"
+    module.parent.mkdir(parents=True)
+    module.touch()
+    import sysconfig
+
+    assert ss._shipped_folder(module) == (Path(sysconfig.get_path("data")) / "share"
+                                          / "edgeperf" / "models" / "surrogate")
+
+
 def test_compare_search_runs_every_method():
     results = compare_search(two_chains(), model=Mock(), time_budget_s=1.0, jobs=2000,
                              replications=2, scoring_jobs=300)

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import math
 import os
+import sysconfig
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import replace
@@ -49,9 +50,21 @@ __all__ = ["surrogate_search", "compare_search", "default_model", "OBJECTIVES",
            "DEFAULT_MODELS"]
 
 OBJECTIVES = ("worst_loss", "mean_loss")
-#: the shipped ChainNet-style models, relative to the repository: trained on
-#: ChainNet's regime, and on it plus ours (early exits, links, variable service)
-DEFAULT_MODELS = {regime: Path(__file__).resolve().parents[3] / "models" / "surrogate" / file
+
+
+def _shipped_folder(source: Path = Path(__file__)) -> Path:
+    """Where the shipped models are: the repository's ``models/surrogate`` for a
+    checkout or an editable install, else the copy a wheel installs under
+    ``<prefix>/share/edgeperf`` (pyproject's data-files)."""
+    checkout = source.resolve().parents[3] / "models" / "surrogate"
+    if checkout.is_dir():
+        return checkout
+    return Path(sysconfig.get_path("data")) / "share" / "edgeperf" / "models" / "surrogate"
+
+
+#: the shipped ChainNet-style models: trained on ChainNet's regime, and on it
+#: plus ours (early exits, links, variable service)
+DEFAULT_MODELS = {regime: _shipped_folder() / file
                   for regime, file in (("chainnet", "chainnet.safetensors"),
                                        ("edgeperf", "chainnet_edgeperf.safetensors"))}
 _BATCH = 256  # most candidates per predict call
