@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import sysconfig
 import time
 from pathlib import Path
 
@@ -200,8 +201,6 @@ def test_shipped_models_are_found_in_a_checkout_and_in_a_wheel_install(tmp_path)
     module = tmp_path / "lib" / "python3" / "site-packages" / "edgeperf" / "placement" / "m.py"
     module.parent.mkdir(parents=True)
     module.touch()
-    import sysconfig
-
     assert ss._shipped_folder(module) == (Path(sysconfig.get_path("data")) / "share"
                                           / "edgeperf" / "models" / "surrogate")
 
