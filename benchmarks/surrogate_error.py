@@ -1,0 +1,139 @@
+"""Where the learned twin's throughput-ratio error comes from.
+
+On the generated test set (``surrogate.py``'s ``generated``: 500 deployments of
+ChainNet's regime, never trained on, whose labels include each device's loss
+ratio), per chain, against the simulated throughput ratio:
+
+* ``mm1k``: the M/M/1/K decomposition the networks get as features
+  (``mm1k_tput``);
+* ``analytic``: exact M/G/1/K stations fed by Poisson flows (``AnalyticModel``);
+* ``device_oracle``: the simulator's own per-device loss ratios, composed along
+  the chain as if every flow at a device were refused as often as the device's
+  jobs on average: the best any estimate of one loss per device can do;
+* ``chainnet``: the shipped model, and ``gat``: the GAT baseline trained on
+  its data (``surrogate.py``'s, from its cache or trained again).
+
+Each is also scored on the chains that cross another chain's bottleneck: the
+most loaded device on the chain's path is overloaded (offered load > 1) and the
+chain brings under a tenth of that load. There, a heavy chain whose jobs come
+out of an upstream bottleneck evenly spaced keeps the buffer full, and the
+light chain's Poisson arrivals are refused more often than the device's
+average: a device-level estimate cannot see it.
+
+    .venv/bin/python benchmarks/surrogate_error.py      (or: make bench)
+
+Writes benchmarks/results/surrogate_error.json (seconds once the test set and
+the GAT are in build/surrogate; generating the set takes about 2 minutes on 2
+cores, training the GAT about 10 on one).
+"""
+
+from __future__ import annotations
+
+from _results import save_result  # benchmarks/_results.py
+import time
+
+import numpy as np
+from surrogate import SHIPPED, TRAIN, _fit, dataset
+
+LIGHT_SHARE = 0.1  # "light": under this share of the load at its most loaded device
+
+
+def _device_oracle(system, device_loss: dict[str, float]) -> list[float]:  # noqa: ANN001
+    """Each chain's throughput ratio if each hop refused the device's loss ratio."""
+    from edgeperf.queueing import stations_by_chain
+
+    ratios = []
+    for stations in stations_by_chain(system).values():
+        reach, done = 1.0, 0.0
+        for s in stations:
+            reach *= 1.0 - device_loss[s.name]
+            done += reach * (1.0 - s.pass_probability)  # leaves at an exit here
+            reach *= s.pass_probability
+        ratios.append(done + reach)
+    return ratios
+
+
+def _light(system) -> list[bool]:  # noqa: ANN001
+    """Per chain: is it light at an overloaded device, its most loaded one?"""
+    from edgeperf.queueing import stations_by_chain
+
+    routes = stations_by_chain(system)
+    own: dict[str, dict[str, float]] = {}
+    for chain in system.chains:
+        reach, loads = chain.arrival_rate, own.setdefault(chain.name, {})
+        for s in routes[chain.name]:
+            loads[s.name] = loads.get(s.name, 0.0) + reach * s.law.mean
+            reach *= s.pass_probability
+    total: dict[str, float] = {}
+    for loads in own.values():
+        for name, load in loads.items():
+            total[name] = total.get(name, 0.0) + load
+    flags = []
+    for chain in system.chains:
+        busiest = max(own[chain.name], key=total.__getitem__)
+        flags.append(total[busiest] > 1.0
+                     and own[chain.name][busiest] < LIGHT_SHARE * total[busiest])
+    return flags
+
+
+def measure() -> dict:
+    import torch
+
+    from edgeperf.io import parse_scenario
+    from edgeperf.surrogate import CHAIN_FEATURES, AnalyticModel, encode_batch, load_model
+
+    started = time.perf_counter()
+    torch.set_num_threads(1)
+    samples = dataset("generated").samples
+    systems = [parse_scenario(s.scenario, "<deployment>") for s in samples]
+    truth = np.array([c["tput_ratio"] for s in samples for c in s.labels])
+    light = np.array([f for system in systems for f in _light(system)])
+    estimates = {
+        "mm1k": encode_batch(systems).chain_x[:, CHAIN_FEATURES.index("mm1k_tput")].double()
+        .numpy(),
+        "analytic": AnalyticModel().predict(systems)[:, 0],
+        "device_oracle": np.array([r for system, s in zip(systems, samples)
+                                   for r in _device_oracle(system, s.device_loss)]),
+        "chainnet": load_model(SHIPPED).predict(systems)[:, 0],
+        "gat": _fit("gat", TRAIN).predict(systems)[:, 0]}
+    rows = []
+    for name, estimate in estimates.items():
+        error = (estimate - truth) / truth * 100.0
+        rows.append({"name": name, "mape_tput_ratio": float(np.abs(error).mean()),
+                     "bias_tput_ratio": float(error.mean()),
+                     "light_mape_tput_ratio": float(np.abs(error[light]).mean()),
+                     "light_bias_tput_ratio": float(error[light].mean()),
+                     "light_share_of_error": float(np.abs(error[light]).sum()
+                                                   / np.abs(error).sum())})
+        print(rows[-1], flush=True)
+    return {"deployments": len(samples), "chains": len(truth),
+            "light_chains": int(light.sum()), "estimates": rows,
+            "settings": {"light_share": LIGHT_SHARE, "data": "generated"},
+            "wall_s": time.perf_counter() - started}
+
+
+def markdown_table(result: dict) -> str:
+    lines = [f"Throughput-ratio error per chain on the generated test set "
+             f"({result['deployments']} deployments, {result['chains']} chains), %; "
+             f"'light' chains ({result['light_chains']}) bring under "
+             f"{result['settings']['light_share']:.0%} of the load of the most loaded "
+             "device on their path, and that device is overloaded.", "",
+             "| estimate | MAPE | bias | light chains: MAPE | bias | share of the error |",
+             "|---|---|---|---|---|---|"]
+    for r in result["estimates"]:
+        lines.append(f"| {r['name']} | {r['mape_tput_ratio']:.2f} | "
+                     f"{r['bias_tput_ratio']:+.2f} | {r['light_mape_tput_ratio']:.2f} | "
+                     f"{r['light_bias_tput_ratio']:+.2f} | "
+                     f"{r['light_share_of_error']:.0%} |")
+    return "\n".join(lines)
+
+
+def main() -> int:
+    result = measure()
+    print(save_result("surrogate_error", result))
+    print(markdown_table(result))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
