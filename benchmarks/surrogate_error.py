@@ -22,9 +22,9 @@ average: a device-level estimate cannot see it.
 
     .venv/bin/python benchmarks/surrogate_error.py      (or: make bench)
 
-Writes benchmarks/results/surrogate_error.json (seconds once the test set and
-the GAT are in build/surrogate; generating the set takes about 2 minutes on 2
-cores, training the GAT about 10 on one).
+Writes benchmarks/results/surrogate_error.json: in seconds after
+``surrogate.py``, which leaves the test set and the GAT in build/surrogate
+(``make bench`` runs it first); without them, they are made as it makes them.
 """
 
 from __future__ import annotations
