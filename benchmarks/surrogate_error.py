@@ -38,12 +38,11 @@ from surrogate import SHIPPED, TRAIN, _fit, dataset
 LIGHT_SHARE = 0.1  # "light": under this share of the load at its most loaded device
 
 
-def _device_oracle(system, device_loss: dict[str, float]) -> list[float]:  # noqa: ANN001
-    """Each chain's throughput ratio if each hop refused the device's loss ratio."""
-    from edgeperf.queueing import stations_by_chain
-
+def _device_oracle(routes: dict, device_loss: dict[str, float]) -> list[float]:
+    """Each chain's throughput ratio if each hop of its route (``stations_by_chain``)
+    refused the device's loss ratio."""
     ratios = []
-    for stations in stations_by_chain(system).values():
+    for stations in routes.values():
         reach, done = 1.0, 0.0
         for s in stations:
             reach *= 1.0 - device_loss[s.name]
@@ -53,11 +52,8 @@ def _device_oracle(system, device_loss: dict[str, float]) -> list[float]:  # noq
     return ratios
 
 
-def _light(system) -> list[bool]:  # noqa: ANN001
+def _light(system, routes: dict) -> list[bool]:  # noqa: ANN001
     """Per chain: is it light at an overloaded device, its most loaded one?"""
-    from edgeperf.queueing import stations_by_chain
-
-    routes = stations_by_chain(system)
     own: dict[str, dict[str, float]] = {}
     for chain in system.chains:
         reach, loads = chain.arrival_rate, own.setdefault(chain.name, {})
@@ -80,20 +76,22 @@ def measure() -> dict:
     import torch
 
     from edgeperf.io import parse_scenario
+    from edgeperf.queueing import stations_by_chain
     from edgeperf.surrogate import CHAIN_FEATURES, AnalyticModel, encode_batch, load_model
 
     started = time.perf_counter()
     torch.set_num_threads(1)
     samples = dataset("generated").samples
     systems = [parse_scenario(s.scenario, "<deployment>") for s in samples]
+    routes = [stations_by_chain(system) for system in systems]
     truth = np.array([c["tput_ratio"] for s in samples for c in s.labels])
-    light = np.array([f for system in systems for f in _light(system)])
+    light = np.array([f for system, r in zip(systems, routes) for f in _light(system, r)])
     estimates = {
         "mm1k": encode_batch(systems).chain_x[:, CHAIN_FEATURES.index("mm1k_tput")].double()
         .numpy(),
         "analytic": AnalyticModel().predict(systems)[:, 0],
-        "device_oracle": np.array([r for system, s in zip(systems, samples)
-                                   for r in _device_oracle(system, s.device_loss)]),
+        "device_oracle": np.array([x for r, s in zip(routes, samples)
+                                   for x in _device_oracle(r, s.device_loss)]),
         "chainnet": load_model(SHIPPED).predict(systems)[:, 0],
         "gat": _fit("gat", TRAIN).predict(systems)[:, 0]}
     rows = []

@@ -132,8 +132,9 @@ def markdown_table(result: dict) -> str:
     rows = result["models"]
     sets = [k[:-len("_mape_tput_ratio")] for k in rows[0] if k.endswith("_mape_tput_ratio")]
     lines = ["MAPE throughput ratio / response time, %, on the held-out fifth of the "
-             "training data (validation) and on ChainNet's published deployments; forward "
-             "pass per deployment on one thread (batches of 256).", "",
+             "training data (validation), on the generated test set and on ChainNet's "
+             "published deployments; forward pass per deployment on one thread (batches of "
+             "256).", "",
              "| model | config | seed | trained on | " + " | ".join(sets)
              + " | forward, ms |", "|---" * (len(sets) + 5) + "|"]
     for r in rows:
