@@ -27,8 +27,9 @@ one time budget (``edgeperf.placement.compare_search``).
 
 Writes benchmarks/results/surrogate.json. The data sets are cached in
 build/surrogate (delete them to regenerate), the baselines in
-build/surrogate/models: trained again when their data or the graph's features
-change, not after other changes to the models or their training (delete them).
+build/surrogate/models: trained again when their data, the graph's features or
+the code that defines a trained model (the package's graph, models and training
+modules) change.
 """
 
 from __future__ import annotations
@@ -91,8 +92,9 @@ def _fit(name: str, sets: tuple[str, ...], seed: int = SEED, tag: str = "",
     """A model trained on the data sets ``sets`` as `make surrogate` trains the
     shipped one (a fifth of the pooled data held out for early stopping), with
     weights and batches drawn from ``seed``, cached with the names of its data
-    sets and its config (trained again when they change, or when the graph's
-    features do); ``tag`` keeps models of other data sets in files of their own."""
+    sets and its config (trained again when they change, or when the code that
+    defines a trained model does); ``tag`` keeps models of other data sets in
+    files of their own."""
     from edgeperf.surrogate import build_model, encode_samples, load_model, save_model, train
 
     stem = name if seed == SEED and not config else \
@@ -100,7 +102,7 @@ def _fit(name: str, sets: tuple[str, ...], seed: int = SEED, tag: str = "",
     stem += f"_{tag}" if tag else ""
     path = CACHE / "models" / f"{stem}.safetensors"
     data = [DATA[d][0] for d in sets]
-    model = _cached(path, data)
+    model = _cached(path, data, _code_version())
     if model is None:
         graphs = encode_samples([s for d in sets for s in dataset(d).samples])
         order = np.random.default_rng(SEED).permutation(len(graphs))
@@ -109,25 +111,38 @@ def _fit(name: str, sets: tuple[str, ...], seed: int = SEED, tag: str = "",
         net = build_model(name, seed=seed, **config)
         train(net, fit, val, epochs=200, patience=20, seed=seed, progress=False)
         path.parent.mkdir(parents=True, exist_ok=True)
-        save_model(net, path, provenance={"data": data, "seed": seed})
+        save_model(net, path, provenance={"data": data, "seed": seed,
+                                          "code": _code_version()})
         model = load_model(path)
     return model
 
 
-def _cached(path: Path, data: list[str]):  # noqa: ANN202 - a model or None
-    """The model saved at ``path`` if it was trained on the files ``data`` with
-    this version's graph features, else None. Other changes to the code (the
-    architecture, training) are not detected: delete the cache after them."""
-    from edgeperf.exceptions import InvalidParameterError
+def _cached(path: Path, data: list[str], code: str):  # noqa: ANN202 - a model or None
+    """The model saved at ``path`` if it was trained on the files ``data`` by the
+    code whose digest is ``code`` (see :func:`_code_version`), else None."""
+    meta = path.with_suffix(".json")
+    if not meta.is_file():
+        return None
+    provenance = json.loads(meta.read_text())["provenance"]
+    if provenance.get("data") != data or provenance.get("code") != code:
+        return None
     from edgeperf.surrogate import load_model
 
-    meta = path.with_suffix(".json")
-    if not meta.is_file() or json.loads(meta.read_text())["provenance"].get("data") != data:
-        return None
-    try:
-        return load_model(path)
-    except InvalidParameterError:  # saved with other graph features
-        return None
+    return load_model(path)
+
+
+def _code_version() -> str:
+    """A digest of the modules that define what a trained model is (its graph
+    features, architecture and training): a model cached by other code is stale."""
+    import hashlib
+
+    import edgeperf.surrogate
+
+    folder = Path(edgeperf.surrogate.__file__).parent
+    digest = hashlib.sha256()
+    for name in ("_graph.py", "_models.py", "_train.py"):
+        digest.update((folder / name).read_bytes())
+    return digest.hexdigest()[:16]
 
 
 def baselines() -> dict:
