@@ -1,0 +1,147 @@
+"""How sure the learned twin's lead over the GAT is, and where it is made.
+
+The shipped ChainNet-style model and the GAT baseline trained on its data
+(``surrogate.py``'s, from its cache or trained again) predict the same
+deployments: the generated test set and, next to the project, ChainNet's
+published ones (``../shared/data/chainnet/val``). Per data set and target, the
+lead is 1 - MAPE(chainnet) / MAPE(gat). Its 95% interval comes from a paired
+bootstrap over deployments (the chains of one deployment share devices, so
+their errors are not independent): deployments are drawn with replacement,
+both models scored on the same draw. It measures how much the lead depends on
+which deployments were drawn, not on the training seed (``surrogate_variants.py``
+trains other seeds). ``p_goal`` is the share of draws where the lead reaches
+the issue's goal, 30%.
+
+On the published data, both models' throughput-ratio errors are also split by
+the chain's true ratio: the bands show where the lead is made.
+
+    .venv/bin/python benchmarks/surrogate_lead.py      (or: make bench)
+
+Writes benchmarks/results/surrogate_lead.json; in about a minute after
+``surrogate.py``, which leaves the test set and the GAT in build/surrogate.
+"""
+
+from __future__ import annotations
+
+from _results import save_result  # benchmarks/_results.py
+import time
+
+import numpy as np
+from surrogate import CHAINNET, SHIPPED, TRAIN, VAL_SAMPLES, _fit, _label_rows, dataset
+
+DRAWS = 2000  # bootstrap resamples
+GOAL = 0.30  # the issue's lead over the GAT
+BANDS = (0.0, 0.05, 0.2, 0.5, 0.8, 0.95, 1.0)  # true throughput ratio
+TARGETS = ("tput_ratio", "response_time")
+
+
+def _per_deployment(samples, pred: np.ndarray) -> np.ndarray:  # noqa: ANN001
+    """[deployments, 2]: the summed absolute percentage errors of each deployment's chains."""
+    true = _label_rows(samples)
+    owner = np.repeat(np.arange(len(samples)), [len(s.labels) for s in samples])
+    error = np.abs(pred - true) / true * 100.0
+    return np.stack([np.bincount(owner, error[:, k], minlength=len(samples))
+                     for k in range(2)], 1)
+
+
+def lead_interval(ours: np.ndarray, theirs: np.ndarray, seed: int = 0) -> list[dict]:
+    """Per target: the lead of ``ours`` over ``theirs`` (per-deployment error sums,
+    [deployments, 2]), its paired-bootstrap 95% interval and the share of draws
+    reaching GOAL."""
+    rng = np.random.default_rng(seed)
+    n = len(ours)
+    leads = np.empty((DRAWS, 2))
+    for start in range(0, DRAWS, 100):  # 100 draws at a time keeps the counts small
+        counts = rng.multinomial(n, np.full(n, 1.0 / n), size=min(100, DRAWS - start))
+        leads[start:start + len(counts)] = 1.0 - (counts @ ours) / (counts @ theirs)
+    point = 1.0 - ours.sum(0) / theirs.sum(0)
+    low, high = np.percentile(leads, [2.5, 97.5], axis=0)
+    return [{"target": t, "lead": float(point[k]), "low": float(low[k]),
+             "high": float(high[k]), "p_goal": float(np.mean(leads[:, k] >= GOAL))}
+            for k, t in enumerate(TARGETS)]
+
+
+def by_band(samples, preds: dict[str, np.ndarray]) -> list[dict]:  # noqa: ANN001
+    """Throughput-ratio MAPE of each model per band of the true ratio, and each
+    band's share of the gap between their summed errors."""
+    true = _label_rows(samples)[:, 0]
+    error = {name: np.abs(p[:, 0] - true) / true * 100.0 for name, p in preds.items()}
+    gap = error["gat"].sum() - error["chainnet"].sum()
+    rows = []
+    for low, high in zip(BANDS, BANDS[1:]):
+        inside = (true >= low) & ((true < high) if high < 1.0 else (true <= high))
+        c, g = error["chainnet"][inside], error["gat"][inside]
+        rows.append({"low": low, "high": high, "chains": int(inside.sum()),
+                     "chainnet": float(c.mean()), "gat": float(g.mean()),
+                     "lead": float(1.0 - c.sum() / g.sum()),
+                     "share_of_gap": float((g.sum() - c.sum()) / gap)})
+    return rows
+
+
+def measure() -> dict:
+    import torch
+
+    from edgeperf.surrogate import encode_samples, from_chainnet, load_model
+
+    started = time.perf_counter()
+    torch.set_num_threads(1)
+    models = {"chainnet": load_model(SHIPPED), "gat": _fit("gat", TRAIN)}
+    sets = {"generated": dataset("generated").samples}
+    if CHAINNET.is_dir():
+        sets["chainnet_val"] = from_chainnet(CHAINNET, VAL_SAMPLES)
+    else:
+        print(f"{CHAINNET} not found: the published deployments are left out", flush=True)
+    out: dict = {"datasets": [], "bands": None}
+    for key, samples in sets.items():
+        graphs = encode_samples(samples)
+        preds = {name: m.predict(graphs) for name, m in models.items()}
+        errors = {name: _per_deployment(samples, p) for name, p in preds.items()}
+        chains = sum(len(s.labels) for s in samples)
+        row = {"dataset": key, "deployments": len(samples), "chains": chains,
+               "mape": {name: dict(zip(TARGETS, (e.sum(0) / chains).tolist()))
+                        for name, e in errors.items()},
+               "lead": lead_interval(errors["chainnet"], errors["gat"])}
+        out["datasets"].append(row)
+        print(row, flush=True)
+        if key == "chainnet_val":
+            out["bands"] = by_band(samples, preds)
+    out["settings"] = {"draws": DRAWS, "goal": GOAL, "confidence": 0.95}
+    out["wall_s"] = time.perf_counter() - started
+    return out
+
+
+def markdown_table(result: dict) -> str:
+    lines = [f"Lead of the shipped model over the GAT, 1 - MAPE ratio, with a paired "
+             f"bootstrap 95% interval over deployments ({result['settings']['draws']} "
+             f"draws); 'reaches goal': the share of draws where the lead is at least "
+             f"{result['settings']['goal']:.0%}.", "",
+             "| data | target | chainnet MAPE, % | GAT MAPE, % | lead | 95% interval "
+             "| reaches goal |", "|---|---|---|---|---|---|---|"]
+    for d in result["datasets"]:
+        for r in d["lead"]:
+            t = r["target"]
+            lines.append(f"| {d['dataset']} ({d['chains']} chains) | {t} | "
+                         f"{d['mape']['chainnet'][t]:.2f} | {d['mape']['gat'][t]:.2f} | "
+                         f"{r['lead']:.0%} | {r['low']:.0%} to {r['high']:.0%} | "
+                         f"{r['p_goal']:.0%} |")
+    if result["bands"]:
+        lines += ["", "Published deployments, throughput ratio, by the chain's true ratio:", "",
+                  "| true ratio | chains | chainnet MAPE, % | GAT MAPE, % | lead "
+                  "| share of the gap |", "|---|---|---|---|---|---|"]
+        for b in result["bands"]:
+            closing = "]" if b["high"] >= 1.0 else ")"
+            lines.append(f"| [{b['low']:g}, {b['high']:g}{closing} | {b['chains']} | "
+                         f"{b['chainnet']:.2f} | {b['gat']:.2f} | {b['lead']:.0%} | "
+                         f"{b['share_of_gap']:.0%} |")
+    return "\n".join(lines)
+
+
+def main() -> int:
+    result = measure()
+    print(save_result("surrogate_lead", result))
+    print(markdown_table(result))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
