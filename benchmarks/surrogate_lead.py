@@ -17,7 +17,7 @@ the chain's true ratio: the bands show where the lead is made.
 
     .venv/bin/python benchmarks/surrogate_lead.py      (or: make bench)
 
-Writes benchmarks/results/surrogate_lead.json; in about a minute after
+Writes benchmarks/results/surrogate_lead.json; in under a minute after
 ``surrogate.py``, which leaves the test set and the GAT in build/surrogate.
 """
 
