@@ -203,8 +203,10 @@ def _completed(batch: DeploymentGraph, logit: torch.Tensor) -> torch.Tensor:
     then leave there (at an exit, or after the last hop)."""
     from torch_geometric.utils import scatter
 
-    prior = torch.logit(batch.fragment_x[:, _ACCEPT], eps=1e-6)
-    log_accept = nn.functional.logsigmoid(logit + prior)
+    # the logit written out, as the shipped models were trained: torch.logit gives the same
+    # predictions to 1e-9 but rounds differently, and training would then drift away from them
+    prior = batch.fragment_x[:, _ACCEPT].clamp(1e-6, 1.0 - 1e-6)
+    log_accept = nn.functional.logsigmoid(logit + prior.log() - (-prior).log1p())
     passing = (1.0 - batch.fragment_x[:, _EXIT]).clamp_min(1e-6)
     step = log_accept + passing.log()
     # summed chain by chain (one row each), not over the batch: a float32 sum over
