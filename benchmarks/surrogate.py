@@ -102,7 +102,8 @@ def _fit(name: str, sets: tuple[str, ...], seed: int = SEED, tag: str = "",
     stem += f"_{tag}" if tag else ""
     path = CACHE / "models" / f"{stem}.safetensors"
     data = [DATA[d][0] for d in sets]
-    model = _cached(path, data, _code_version())
+    code = _code_version()
+    model = _cached(path, data, code)
     if model is None:
         graphs = encode_samples([s for d in sets for s in dataset(d).samples])
         order = np.random.default_rng(SEED).permutation(len(graphs))
@@ -111,8 +112,7 @@ def _fit(name: str, sets: tuple[str, ...], seed: int = SEED, tag: str = "",
         net = build_model(name, seed=seed, **config)
         train(net, fit, val, epochs=200, patience=20, seed=seed, progress=False)
         path.parent.mkdir(parents=True, exist_ok=True)
-        save_model(net, path, provenance={"data": data, "seed": seed,
-                                          "code": _code_version()})
+        save_model(net, path, provenance={"data": data, "seed": seed, "code": code})
         model = load_model(path)
     return model
 
@@ -235,18 +235,23 @@ BANDS = (0.0, 0.2, 0.5, 0.8, 0.95, 1.0 + 1e-9)  # of the true throughput ratio
 
 
 def error_by_band(model, samples) -> list[dict]:  # noqa: ANN001
-    """Per band of the true throughput ratio: chains, the model's MAPE there, its
-    mean signed error (positive: too high) and the band's share of the total
-    absolute percentage error."""
+    """:func:`band_errors` of ``model``'s throughput ratios on ``samples``."""
     from edgeperf.io import parse_scenario
 
     pred = model.predict([parse_scenario(s.scenario, "<deployment>") for s in samples])[:, 0]
-    true = _label_rows(samples)[:, 0]
+    return band_errors(pred, _label_rows(samples)[:, 0])
+
+
+def band_errors(pred: np.ndarray, true: np.ndarray, bands: tuple[float, ...] = BANDS
+                ) -> list[dict]:
+    """Per band of the true throughput ratio: chains, the MAPE of ``pred`` there,
+    its mean signed error (positive: too high) and the band's share of the total
+    absolute percentage error."""
     keep = true > 0
     pred, true = pred[keep], true[keep]
     rel = (pred - true) / true
     out = []
-    for low, high in zip(BANDS, BANDS[1:]):
+    for low, high in zip(bands, bands[1:]):
         k = (true >= low) & (true < high)
         out.append({"low": low, "high": min(high, 1.0), "chains": int(k.sum()),
                     "mape": float(np.abs(rel[k]).mean() * 100) if k.any() else None,
