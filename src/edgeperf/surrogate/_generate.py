@@ -15,7 +15,7 @@ read off its 10,000 validation samples (``read_chainnet`` over
   and deterministic service per hop uniform in (0, 2] (published
   9e-6..2.000, flat), independent (correlation of their logs -0.01). Poisson
   arrivals. The loads spread from light to overloaded as in the published
-  data: device utilisation median 0.26, 13% of devices and 31% of deployments
+  data: device utilisation median 0.26, 14% of devices and 31% of deployments
   with a device above 1; 31% of the chains lose more than 10% of their jobs.
 
 ``edgeperf`` is ``chainnet`` plus what edgeperf models and ChainNet does not:
