@@ -12,12 +12,12 @@ the shipped model's training data (``surrogate.py``'s ``TRAIN``: five
   more than 10% of their jobs.
 * **A classifier two-sample test**: gradient-boosted trees learn to tell a
   published chain from a generated one from what the surrogate sees of it
-  (its chain features and the largest and smallest of each hop and device
-  feature along its path), and then from that and its two labels: do the two
-  simulators also answer alike? Their out-of-fold ROC AUC is 0.5 when the two
-  cannot be told apart and 1 when they always can. Folds and the bootstrap's
-  95% interval are drawn by deployment: the chains of one deployment share
-  devices. With the labels, the test is run on every chain and on the chains
+  (its chain features, the largest and smallest of each hop and device
+  feature along its path, and its deployment's device and chain counts), and
+  then from that and its two labels: do the two simulators also answer alike?
+  Their out-of-fold ROC AUC is 0.5 when the two cannot be told apart and 1
+  when they always can. Folds and the bootstrap's 95% interval are drawn by
+  deployment: the chains of one deployment share devices. With the labels, the test is run on every chain and on the chains
   that lose at least 1% of their jobs: a throughput ratio just below 1 tells
   how long the simulation ran (a longer run sees rarer losses), and the
   published runs are longer than the generator's (about 1.5e5 arrivals against
@@ -25,7 +25,7 @@ the shipped model's training data (``surrogate.py``'s ``TRAIN``: five
 
     .venv/bin/python benchmarks/surrogate_regime.py      (or: make bench)
 
-Writes benchmarks/results/surrogate_regime.json, in about two minutes once
+Writes benchmarks/results/surrogate_regime.json, in about three minutes once
 ``surrogate.py`` has generated the training data (``make bench`` runs it
 first). Without the published deployments there is nothing to compare: the
 result says so.
