@@ -147,8 +147,9 @@ def markdown_table(result: dict) -> str:
                              f"{r['lead']:.0%} | {r['low']:.0%} to {r['high']:.0%} | "
                              f"{r['p_goal']:.0%} |")
     if result["bands"]:
-        lines += ["", f"Published deployments, seed {result['settings']['bands_seed']}, throughput "
-                  "ratio, by the chain's true ratio:", "",
+        seed = result["settings"]["bands_seed"]
+        lines += ["", f"Published deployments, seed {seed}, throughput ratio, by the "
+                  "chain's true ratio:", "",
                   "| true ratio | chains | chainnet MAPE, % | GAT MAPE, % | lead "
                   "| share of the gap |", "|---|---|---|---|---|---|"]
         for b in result["bands"]:

@@ -17,11 +17,12 @@ the shipped model's training data (``surrogate.py``'s ``TRAIN``: five
   then from that and its two labels: do the two simulators also answer alike?
   Their out-of-fold ROC AUC is 0.5 when the two cannot be told apart and 1
   when they always can. Folds and the bootstrap's 95% interval are drawn by
-  deployment: the chains of one deployment share devices. With the labels, the test is run on every chain and on the chains
-  that lose at least 1% of their jobs: a throughput ratio just below 1 tells
-  how long the simulation ran (a longer run sees rarer losses), and the
-  published runs are longer than the generator's (about 1.5e5 arrivals against
-  6e4), whatever else the two have in common.
+  deployment: the chains of one deployment share devices. With the labels,
+  the test is run on every chain and on the chains that lose at least 1% of
+  their jobs: a throughput ratio just below 1 tells how long the simulation
+  ran (a longer run sees rarer losses), and the published runs are longer
+  than the generator's (about 1.5e5 arrivals against 6e4), so near 1 the
+  labels differ however alike the two simulators are.
 
     .venv/bin/python benchmarks/surrogate_regime.py      (or: make bench)
 
@@ -48,8 +49,7 @@ SOME_LOSS = 0.99  # the label test's chains that lose at least 1%
 def _tables(samples) -> dict:  # noqa: ANN001
     """Per chain: the classifier's features and labels, and its deployment; per
     device, its offered load and deployment."""
-    from edgeperf.surrogate import collate, encode_samples
-    from edgeperf.surrogate._graph import DEVICE_FEATURES
+    from edgeperf.surrogate import DEVICE_FEATURES, collate, encode_samples
 
     g = collate(encode_samples(samples))
     cx, fx, dx = g.chain_x.numpy(), g.fragment_x.numpy(), g.device_x.numpy()
@@ -85,12 +85,13 @@ def summary(t: dict) -> dict:
 
 def two_sample_auc(x: np.ndarray, published: np.ndarray, groups: np.ndarray) -> dict:
     """Out-of-fold AUC of a classifier telling published rows (``published``
-    True) from generated ones, folds by ``groups``, with a bootstrap interval
-    over groups."""
+    True) from generated ones, folds by ``groups`` (any labels), with a
+    bootstrap interval over groups."""
     from sklearn.ensemble import HistGradientBoostingClassifier
     from sklearn.metrics import roc_auc_score
     from sklearn.model_selection import GroupKFold, cross_val_predict
 
+    groups = np.unique(groups, return_inverse=True)[1]  # 0..n-1, as bincount needs
     clf = HistGradientBoostingClassifier(random_state=SEED)
     score = cross_val_predict(clf, x, published, groups=groups, cv=GroupKFold(FOLDS),
                               method="predict_proba")[:, 1]
@@ -125,8 +126,7 @@ def measure() -> dict:
     tests = {"features": two_sample_auc(features, published, groups),
              "features + labels": two_sample_auc(with_labels, published, groups),
              "features + labels, chains losing at least 1%": two_sample_auc(
-                 with_labels[lossy], published[lossy], np.unique(groups[lossy],
-                                                                 return_inverse=True)[1])}
+                 with_labels[lossy], published[lossy], groups[lossy])}
     return {"summaries": {k: summary(t) for k, t in tables.items()}, "two_sample": tests,
             "settings": {"generated": list(TRAIN), "folds": FOLDS, "draws": DRAWS,
                          "confidence": 0.95, "seed": SEED},
