@@ -135,8 +135,8 @@ def worst_published() -> dict:
     preds = {"chainnet": load_model(SHIPPED).predict(graphs)[:, 0],
              "gat": _fit("gat", TRAIN).predict(graphs)[:, 0]}
     error = np.abs(preds["chainnet"] - truth) / truth
-    chains = []
-    for row in np.argsort(-error)[:WORST]:
+    worst, chains = np.argsort(-error)[:WORST], []
+    for row in worst:
         i, j = where[row]
         system = parse_scenario(samples[i].scenario, "<deployment>")
         name = system.chains[j].name
@@ -149,9 +149,8 @@ def worst_published() -> dict:
                        **{k: float(p[row]) for k, p in preds.items()},
                        "light": _light(system, stations_by_chain(system))[j]})
         print(chains[-1], flush=True)
-    total = error.sum()
     return {"chains": chains, "published_chains": len(truth),
-            "share_of_chainnet_error": float(error[np.argsort(-error)[:WORST]].sum() / total),
+            "share_of_chainnet_error": float(error[worst].sum() / error.sum()),
             "simulated_mape": float(np.mean([abs(c["simulated"] - c["label"]) / c["label"]
                                              for c in chains]) * 100.0)}
 
