@@ -39,7 +39,7 @@ from _results import save_result  # benchmarks/_results.py
 import time
 
 import numpy as np
-from surrogate import CHAINNET, SHIPPED, TRAIN, _fit, dataset
+from surrogate import CHAINNET, SHIPPED, TRAIN, _fit, _label_rows, dataset
 
 LIGHT_SHARE = 0.1  # "light": under this share of the load at its most loaded device
 WORST = 10  # published chains with the largest error, simulated again
@@ -130,22 +130,22 @@ def worst_published() -> dict:
 
     samples = from_chainnet(CHAINNET)
     graphs = encode_samples(samples)
-    truth = np.array([c["tput_ratio"] for s in samples for c in s.labels])
+    truth = _label_rows(samples)[:, 0]
     where = [(i, j) for i, s in enumerate(samples) for j in range(len(s.labels))]
     preds = {"chainnet": load_model(SHIPPED).predict(graphs)[:, 0],
              "gat": _fit("gat", TRAIN).predict(graphs)[:, 0]}
     error = np.abs(preds["chainnet"] - truth) / truth
     worst, chains = np.argsort(-error)[:WORST], []
+    analytic, (jobs, reps) = AnalyticModel(), PUBLISHED_JOBS
     for row in worst:
         i, j = where[row]
         system = parse_scenario(samples[i].scenario, "<deployment>")
         name = system.chains[j].name
-        jobs, reps = PUBLISHED_JOBS
         simulated = simulate_chains(system, engine="event", jobs=jobs, replications=reps,
                                     seed=int(row))[name]
         chains.append({"deployment": i, "chain": name, "label": float(truth[row]),
                        "simulated": 1.0 - simulated.loss_probability,
-                       "analytic": float(AnalyticModel().predict(system)[j, 0]),
+                       "analytic": float(analytic.predict(system)[j, 0]),
                        **{k: float(p[row]) for k, p in preds.items()},
                        "light": _light(system, stations_by_chain(system))[j]})
         print(chains[-1], flush=True)
