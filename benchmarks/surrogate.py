@@ -88,13 +88,13 @@ def dataset(name: str):  # noqa: ANN201 - a Dataset
 
 
 def _fit(name: str, sets: tuple[str, ...], seed: int = SEED, tag: str = "",
-         **config):  # noqa: ANN202
+         transform=None, **config):  # noqa: ANN001, ANN202
     """A model trained on the data sets ``sets`` as `make surrogate` trains the
     shipped one (a fifth of the pooled data held out for early stopping), with
     weights and batches drawn from ``seed``, cached with the names of its data
     sets and its config (trained again when they change, or when the code that
-    defines a trained model does); ``tag`` keeps models of other data sets in
-    files of their own."""
+    defines a trained model does); ``tag`` keeps models of other data sets, or
+    of graphs changed by ``transform`` (graph -> graph), in files of their own."""
     from edgeperf.surrogate import build_model, encode_samples, load_model, save_model, train
 
     stem = name if seed == SEED and not config else \
@@ -106,6 +106,7 @@ def _fit(name: str, sets: tuple[str, ...], seed: int = SEED, tag: str = "",
     model = _cached(path, data, code)
     if model is None:
         graphs = encode_samples([s for d in sets for s in dataset(d).samples])
+        graphs = graphs if transform is None else [transform(g) for g in graphs]
         order = np.random.default_rng(SEED).permutation(len(graphs))
         cut = int(round(0.2 * len(graphs)))
         val, fit = [graphs[i] for i in order[:cut]], [graphs[i] for i in order[cut:]]
