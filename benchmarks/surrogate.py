@@ -94,7 +94,9 @@ def _fit(name: str, sets: tuple[str, ...], seed: int = SEED, tag: str = "",
     weights and batches drawn from ``seed``, cached with the names of its data
     sets and its config (trained again when they change, or when the code that
     defines a trained model does); ``tag`` keeps models of other data sets, or
-    of graphs changed by ``transform`` (graph -> graph), in files of their own."""
+    of changed graphs, in files of their own. ``transform``, (graph -> graph, a
+    JSON description of it), trains on changed graphs; the description is part
+    of the cache's key, so a model changed otherwise is trained again."""
     from edgeperf.surrogate import build_model, encode_samples, load_model, save_model, train
 
     stem = name if seed == SEED and not config else \
@@ -103,29 +105,35 @@ def _fit(name: str, sets: tuple[str, ...], seed: int = SEED, tag: str = "",
     path = CACHE / "models" / f"{stem}.safetensors"
     data = [DATA[d][0] for d in sets]
     code = _code_version()
-    model = _cached(path, data, code)
+    change, described = transform or (None, None)
+    model = _cached(path, data, code, described)
     if model is None:
         graphs = encode_samples([s for d in sets for s in dataset(d).samples])
-        graphs = graphs if transform is None else [transform(g) for g in graphs]
+        graphs = graphs if change is None else [change(g) for g in graphs]
         order = np.random.default_rng(SEED).permutation(len(graphs))
         cut = int(round(0.2 * len(graphs)))
         val, fit = [graphs[i] for i in order[:cut]], [graphs[i] for i in order[cut:]]
         net = build_model(name, seed=seed, **config)
         train(net, fit, val, epochs=200, patience=20, seed=seed, progress=False)
         path.parent.mkdir(parents=True, exist_ok=True)
-        save_model(net, path, provenance={"data": data, "seed": seed, "code": code})
+        provenance = {"data": data, "seed": seed, "code": code}
+        save_model(net, path, provenance=provenance if change is None else
+                   provenance | {"transform": described})
         model = load_model(path)
     return model
 
 
-def _cached(path: Path, data: list[str], code: str):  # noqa: ANN202 - a model or None
+def _cached(path: Path, data: list[str], code: str,
+            transform: object = None):  # noqa: ANN202 - a model or None
     """The model saved at ``path`` if it was trained on the files ``data`` by the
-    code whose digest is ``code`` (see :func:`_code_version`), else None."""
+    code whose digest is ``code`` (see :func:`_code_version`), on graphs changed
+    as ``transform`` describes (None: unchanged), else None."""
     meta = path.with_suffix(".json")
     if not meta.is_file():
         return None
     provenance = json.loads(meta.read_text())["provenance"]
-    if provenance.get("data") != data or provenance.get("code") != code:
+    if (provenance.get("data"), provenance.get("code"), provenance.get("transform")) != (
+            data, code, transform):
         return None
     from edgeperf.surrogate import load_model
 

@@ -117,7 +117,7 @@ def _models() -> dict[str, dict[str, list]]:
 
     shipped = load_model(SHIPPED)
     config = {k: shipped.config[k] for k in ("hidden", "iterations", "readout")}
-    raw = {"tag": "raw", "transform": without_queueing}
+    raw = {"tag": "raw", "transform": (without_queueing, QUEUEING)}
     given = {"chainnet": [shipped if seed == SEED else _fit("chainnet", TRAIN, seed, **config)
                           for seed in SEEDS],
              "gat": [_fit("gat", TRAIN, seed) for seed in SEEDS]}
