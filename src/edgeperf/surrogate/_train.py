@@ -138,10 +138,14 @@ def train(model: SurrogateModel, train_graphs: Sequence[DeploymentGraph],
     A model not fitted yet first takes its input normalisation from
     ``train_graphs``; a fitted (loaded) one keeps its own, so training goes on.
     ``threads`` is torch's intra-op thread count while training (restored after).
+    If no epoch ends with a finite validation MAPE (``lr`` too high: training
+    diverged), the model gets its weights back and an InvalidParameterError
+    names ``lr``.
     """
     _check(model, epochs, lr, batch_size, patience, seed, threads)
     train_set, val_batch = _graphs("train_graphs", train_graphs), collate(
         _graphs("val_graphs", val_graphs))
+    before = {k: t.clone() for k, t in model.state_dict().items()}
     if not bool(model.fitted):
         model.fit_normalization(collate(train_set))
     rng = np.random.default_rng(seed)
@@ -150,6 +154,11 @@ def train(model: SurrogateModel, train_graphs: Sequence[DeploymentGraph],
     with torch.random.fork_rng(), _threads(threads):
         torch.manual_seed(seed)
         history = _run(model, train_set, val_batch, config, rng, progress)
+    if history is None:  # diverged: no epoch to restore, so the model gets its old weights back
+        model.load_state_dict(before)
+        raise v.fail("train", "lr", "small enough for training to converge (the validation "
+                     f"MAPE was not finite in any of the {epochs} epochs; the model keeps the "
+                     "weights it had)", lr)
     model.fitted.fill_(True)
     report = TrainReport(train_graphs=len(train_set), val_graphs=val_batch.num_graphs,
                          config=config, **history)
@@ -158,8 +167,10 @@ def train(model: SurrogateModel, train_graphs: Sequence[DeploymentGraph],
 
 
 def _run(model: SurrogateModel, train_set: list[DeploymentGraph], val_batch: DeploymentGraph,
-         config: dict[str, Any], rng: np.random.Generator, progress: bool) -> dict[str, Any]:
-    """The epoch loop with early stopping; restores the best weights."""
+         config: dict[str, Any], rng: np.random.Generator, progress: bool
+         ) -> dict[str, Any] | None:
+    """The epoch loop with early stopping; restores the best weights. None when no
+    epoch had a finite validation MAPE (training diverged)."""
     optimizer = torch.optim.Adam(model.parameters(), lr=config["lr"])
     schedule = torch.optim.lr_scheduler.ReduceLROnPlateau(
         optimizer, factor=0.5, patience=config["lr_patience"])
@@ -180,7 +191,9 @@ def _run(model: SurrogateModel, train_set: list[DeploymentGraph], val_batch: Dep
             if epoch - best_epoch >= config["patience"]:
                 break
     seconds = time.perf_counter() - start
-    model.load_state_dict(best_state)  # type: ignore[arg-type]
+    if best_state is None:
+        return None
+    model.load_state_dict(best_state)
     model.eval()
     return {"epochs": len(losses), "best_epoch": best_epoch,
             "stopped_early": len(losses) < config["epochs"], "train_loss": tuple(losses),
