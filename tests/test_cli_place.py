@@ -70,6 +70,9 @@ def test_loss_aware_chooses_the_exit_policy_from_a_table(capsys, tmp_path):
     (["--method", "neurosurgeon", "--objective", "energy", "--power", "1,x"],
      r"The 'power' parameter of place must be 'compute_w,transmit_w' or "
      r"'compute_w,transmit_w,idle_w'\. Got '1,x'\."),
+    (["--method", "surrogate", "--out", "no/such/placed.yaml"],  # checked before the search
+     r"The '--out' parameter of place must be a file in an existing folder\. "
+     r"Got 'no/such/placed\.yaml'\."),
     (["--method", "loss-aware", "--loss-target", "1e-12", "--confirm", "0"],
      r"No placement of chain 'main' meets the loss target 1e-12: .*"),
 ])

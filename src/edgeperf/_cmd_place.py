@@ -54,6 +54,7 @@ def place_command(
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
 ) -> None:
     """Choose a placement; print it, its predicted metrics, and write the placed scenario."""
+    from . import _validation as v
     from .io import load_scenario
     from .placement import place, write_placed_scenario
     from .queueing import DecompositionEvaluator
@@ -64,6 +65,8 @@ def place_command(
     if method == "surrogate" and confirm is not None:
         options["confirm"] = confirm > 0
     system = load_scenario(scenario)
+    if out is not None:  # before the search, not after
+        v.output_file("place", "--out", out)
     if method == "loss-aware":
         options["progress"] = _progress() if sys.stderr.isatty() and not as_json else None
     if exit_table is not None:

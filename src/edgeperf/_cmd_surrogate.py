@@ -26,10 +26,7 @@ def _check_out(out: Path) -> None:
 
     if out.suffix != ".npz":
         raise v.fail("surrogate generate", "--out", "a file name ending in .npz", str(out))
-    if not out.parent.is_dir():
-        raise v.fail("surrogate generate", "--out", "in an existing folder", str(out))
-    if out.is_dir():
-        raise v.fail("surrogate generate", "--out", "a file, not a folder", str(out))
+    v.output_file("surrogate generate", "--out", out)
 
 
 @surrogate_app.command("generate")
@@ -83,8 +80,8 @@ def train_command(
                                                "better validation error.", min=1)] = 20,
     val_share: Annotated[float, typer.Option(help="Share of the data held out for early "
                                                   "stopping.")] = 0.2,
-    seed: Annotated[int, typer.Option(help="Seed of the split, the weights and the batches.")]
-        = 0,
+    seed: Annotated[int, typer.Option(help="Seed of the split, the weights and the batches.",
+                                      min=0)] = 0,
     name: Annotated[str | None, typer.Option(help="File name (stem) of the saved model; "
                                                   "default: the network's name.")] = None,
     hidden: Annotated[int | None, typer.Option(help="Width of the network's hidden states; "
@@ -100,6 +97,7 @@ def train_command(
     stem = model.value if name is None else name
     if not stem or Path(stem).name != stem or stem.startswith("."):
         raise v.fail("surrogate train", "--name", "a plain file name, no folder", name)
+    v.output_folder("surrogate train", "--out", out)  # before training, not after
     datasets = [load_dataset(path) for path in data]
     graphs = encode_samples([s for d in datasets for s in d.samples])
     order = np.random.default_rng(seed).permutation(len(graphs))

@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 import numbers
 from collections.abc import Sequence
+from pathlib import Path
 
 import numpy as np
 
@@ -68,6 +69,24 @@ def integer(owner: str, name: str, value: object, *, low: int) -> int:
     if not is_int or value < low:  # type: ignore[operator]
         raise fail(owner, name, f"an int >= {low}", value)
     return int(value)  # type: ignore[call-overload]
+
+
+def output_file(owner: str, name: str, path: Path) -> Path:
+    """A file to write: in an existing folder and not itself a folder. Checked
+    before long work, so a bad target fails at once rather than after it."""
+    if not path.parent.is_dir():
+        raise fail(owner, name, "a file in an existing folder", str(path))
+    if path.is_dir():
+        raise fail(owner, name, "a file, not a folder", str(path))
+    return path
+
+
+def output_folder(owner: str, name: str, path: Path) -> Path:
+    """A folder to write into: one that exists, or can be made (no file in its way)."""
+    existing = next(p for p in (path, *path.parents) if p.exists())
+    if not existing.is_dir():
+        raise fail(owner, name, "a folder (made if missing; no file in its way)", str(path))
+    return path
 
 
 def name_string(owner: str, name: str, value: object) -> str:

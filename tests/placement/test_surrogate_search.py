@@ -162,6 +162,18 @@ def test_errors(tmp_path, monkeypatch):
         compare_search(system, model=Mock(), scoring_jobs=0)
     with pytest.raises(InvalidParameterError, match="'system' parameter of surrogate_search"):
         surrogate_search({"devices": []}, model=Mock())
+    with pytest.raises(InvalidParameterError, match=r"'model' parameter of surrogate_search must "
+                       r"be a model whose predictions are finite .*Got 'NaNs'"):
+        surrogate_search(system, model=NaNs(), confirm=False)
+
+
+class NaNs(Mock):
+    """A broken model: NaN for every chain (as NaN weights would give)."""
+
+    name = "NaNs"
+
+    def predict(self, systems: list[System]) -> np.ndarray:
+        return np.full_like(super().predict(systems), np.nan)
 
 
 def test_default_model_follows_the_regime():

@@ -52,6 +52,17 @@ def test_a_width_the_network_cannot_take_is_one_line(capsys, data, tmp_path):
     assert not list(tmp_path.iterdir())
 
 
+def test_an_out_that_is_a_file_fails_before_training(capsys, data, tmp_path):
+    taken = tmp_path / "taken"
+    taken.write_text("not a folder")
+    for out in (taken, taken / "sub"):
+        assert_one_error_line(*run(capsys, "surrogate", "train", str(data), "--out", str(out),
+                                   "--epochs", "200"),
+                              r"The '--out' parameter of surrogate train must be a folder \(made "
+                              r"if missing; no file in its way\)\. Got '.*taken.*'\.")
+    assert taken.read_text() == "not a folder"
+
+
 def test_the_analytic_baseline_needs_no_model_file(capsys):
     if not (DATA / "numClasses.txt").is_file():
         pytest.skip("the ChainNet data set is not next to the project")
@@ -65,6 +76,8 @@ def test_the_analytic_baseline_needs_no_model_file(capsys):
     (["evaluate", "m.safetensors"], r"The '--chainnet' parameter of surrogate evaluate must be "
                                     r"given, or --data, not both\. Got 'neither'\."),
     (["train", "missing.npz"], r".*missing\.npz.*"),
+    (["train", "x.npz", "--seed", "-1"], r"Invalid value for '--seed': .*greater than or equal "
+                                         r"to 0"),
     (["train", "x.npz", "--name", "a/b"], r"The '--name' parameter of surrogate train must be "
                                           r"a plain file name, no folder\. Got 'a/b'\."),
 ])

@@ -104,6 +104,11 @@ def test_load_names_the_file_and_what_is_wrong(samples, tmp_path):
         load_dataset(text)
     with pytest.raises(InvalidParameterError, match=r"cannot be read"):
         load_dataset(tmp_path / "missing.npz")
+    (tmp_path / "empty.npz").write_bytes(b"")
+    np.save(tmp_path / "array.npy", np.zeros(3))
+    for path in (tmp_path / "empty.npz", tmp_path / "array.npy"):
+        with pytest.raises(InvalidParameterError, match=rule + r".*cannot be read"):
+            load_dataset(path)
     other = tmp_path / "other.npz"
     np.savez(other, x=np.arange(3))
     with pytest.raises(InvalidParameterError, match=r"the arrays \['meta', .*\] are missing"):

@@ -50,6 +50,15 @@ def test_timing_is_encoding_plus_forward():
 
 
 def test_errors():
+    lost = sample([{"tput_ratio": 0.0, "response_time": 1.0}] * 2)
+    with pytest.raises(InvalidParameterError, match=r"'samples' parameter of evaluate_model must "
+                       r"be deployments with at least one chain whose true .*Got '1 deployments, "
+                       r"none such'"):
+        evaluate_model(Fixed(1.0, 2.0), [lost])
+    good = sample([{"tput_ratio": 1.0, "response_time": 1.0}] * 2)
+    with pytest.raises(InvalidParameterError, match=r"'model' parameter of evaluate_model must be "
+                       r"a model whose predictions are finite"):
+        evaluate_model(Fixed(float("nan"), 2.0), [good])
     with pytest.raises(InvalidParameterError, match="non-empty list of labelled deployments"):
         evaluate_model(AnalyticModel(), [])
     with pytest.raises(InvalidParameterError, match="'batch' parameter of evaluate_model"):

@@ -13,7 +13,7 @@ import typer
 from cli_helpers import assert_one_error_line, run
 from edgeperf import cli
 from edgeperf._cmd_surrogate import surrogate_app
-from edgeperf.exceptions import InvalidParameterError
+from edgeperf.exceptions import EdgePerfError, InvalidParameterError
 from edgeperf.io import parse_scenario
 from edgeperf.surrogate._dataset import LABELS, load_dataset
 from edgeperf.surrogate._generate import (REGIMES, Regime, deployments, generate,
@@ -175,6 +175,19 @@ def test_a_deployment_that_fails_is_skipped_and_counted(client, monkeypatch):
         assert len(generate(3, seed=30, client=client, **FAST)) == 2
 
 
+def test_no_data_set_when_every_deployment_fails(client, monkeypatch):
+    from edgeperf import sim
+
+    def fails(system, **kwargs):
+        raise FloatingPointError("the queue overflowed")
+
+    monkeypatch.setattr(sim, "simulate_chains", fails)
+    with pytest.raises(EdgePerfError, match=r"^generate: all 2 deployments failed to simulate, so "
+                       r"there is no data set; first: deployment 0: FloatingPointError: the "
+                       r"queue overflowed$"):
+        generate_dataset(2, seed=30, client=client, **FAST)
+
+
 def test_generate_rejects_too_few_jobs_before_simulating():
     with pytest.raises(InvalidParameterError, match=r"'jobs' parameter of generate must be an "
                        r"int >= 100. Got 10"):
@@ -212,8 +225,8 @@ def test_the_command_writes_a_data_set(capsys, tmp_path, edgeperf_cli):
                                               r"one of 'chainnet', .*"),
     (["--samples", "2", "--out", "x.csv"], r"The '--out' parameter of surrogate generate must "
                                            r"be a file name ending in .npz. Got 'x.csv'\."),
-    (["--samples", "2", "--out", "no/such/x.npz"], r"The '--out' parameter .*must be in an "
-                                                   r"existing folder. Got 'no/such/x.npz'\."),
+    (["--samples", "2", "--out", "no/such/x.npz"], r"The '--out' parameter .*must be a file in "
+                                                   r"an existing folder. Got 'no/such/x.npz'\."),
 ])
 def test_bad_input_is_one_line_and_exit_2(capsys, edgeperf_cli, argv, pattern):
     if "--out" not in argv:

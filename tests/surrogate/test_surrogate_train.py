@@ -122,6 +122,12 @@ def test_store_errors(tmp_path):
         save_model(unfitted, tmp_path / "no" / "such")
     with pytest.raises(InvalidParameterError, match="JSON-able mapping"):
         save_model(unfitted, tmp_path, provenance={"bad": object()})
+    (tmp_path / "pair.json").mkdir()  # the pair is written whole or not at all
+    with pytest.raises(InvalidParameterError, match=r"a place for the model's two files "
+                       r"\(pair\.json is a folder\)"):
+        save_model(unfitted, tmp_path / "pair.safetensors")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["pair.json"]
+    (tmp_path / "pair.json").rmdir()
     with pytest.raises(InvalidParameterError, match="its weights file is missing"):
         load_model(tmp_path / "missing")
     save_model(unfitted, tmp_path)

@@ -196,6 +196,10 @@ class _Search:
     def _predict(self, batch: list[Joint]) -> None:
         start = time.perf_counter()
         rows = np.asarray(self.scorer.predict([self.space.placed(j) for j in batch]), float)
+        if not np.all(np.isfinite(rows)):
+            raise v.fail("surrogate_search", "model", "a model whose predictions are finite "
+                         "for this system (it predicted NaN or infinity for a placement)",
+                         getattr(self.scorer, "name", type(self.scorer).__name__))
         n = len(self.space.costs)
         for k, j in enumerate(batch):
             self.seen[j] = rows[k * n:(k + 1) * n]

@@ -40,7 +40,7 @@ from ._fragment import ExitOutput, Fragment
 from ._link import EmulatedLink
 from ._wire import COUNTERS, MalformedMessage, Message, decode, encode, tensor_frames
 
-__all__ = ["run_worker", "Worker", "main", "worker_command", "WORKER_COUNTERS"]
+__all__ = ["run_worker", "Worker", "main", "WORKER_COUNTERS"]
 
 #: Heartbeat counters: the wire's six, plus jobs a full link dropped and jobs
 #: the fragment failed on. accepted = completed + forwarded + link_dropped +

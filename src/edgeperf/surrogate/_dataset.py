@@ -152,7 +152,8 @@ def _read(path: Path) -> dict[str, np.ndarray]:
     try:
         with np.load(path, allow_pickle=False) as npz:
             arrays = {a: npz[a] for a in _ARRAYS if a in npz.files}
-    except (AttributeError, OSError, ValueError, zipfile.BadZipFile) as err:  # .npy: no "with"
+    except (AttributeError, EOFError, OSError, TypeError, ValueError,
+            zipfile.BadZipFile) as err:  # empty: EOFError; .npy: no "with"
         raise _bad(path, f"it cannot be read ({' '.join(str(err).split())[:200]})") from None
     missing = [a for a in _ARRAYS if a not in arrays]
     if missing:

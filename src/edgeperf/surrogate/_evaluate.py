@@ -51,6 +51,13 @@ def evaluate_model(model: Any, samples: Sequence[Any], *, batch: int = 256) -> d
     pred = np.concatenate(preds)
     true = np.array([[c["tput_ratio"], c["response_time"]] for s in items for c in s.labels])
     keep = np.all(true > 0, axis=1) & np.all(np.isfinite(true), axis=1)
+    if not keep.any():
+        raise v.fail("evaluate_model", "samples", "deployments with at least one chain whose "
+                     "true throughput ratio and response time are positive and finite",
+                     f"{len(items)} deployments, none such")
+    if not np.all(np.isfinite(pred[keep])):
+        raise v.fail("evaluate_model", "model", "a model whose predictions are finite on "
+                     "these deployments (some are NaN or infinite)", type(model).__name__)
     err = mape(pred[keep], true[keep])
     absolute = np.mean(np.abs(pred[keep] - true[keep]), axis=0)
     n = len(items)

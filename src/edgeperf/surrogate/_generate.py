@@ -266,7 +266,8 @@ def generate_dataset(n: int, *, regime: str | Regime = "chainnet", seed: int = 0
                      client: Any = None, progress: bool = True) -> Dataset:
     """``n`` deployments labelled by the event engine on dask (``client``, or a local
     cluster of ``n_workers`` processes). A deployment whose simulation fails is
-    left out; ``meta`` says how many (``skipped``) and why (``failures``, the first 10)."""
+    left out; ``meta`` says how many (``skipped``) and why (``failures``, the first 10).
+    If every one fails there is no data set: an EdgePerfError says why."""
     from ..sim import run_sweep
 
     v.integer("generate", "jobs", jobs, low=100)  # what simulate needs: fail here, not per point
@@ -274,6 +275,10 @@ def generate_dataset(n: int, *, regime: str | Regime = "chainnet", seed: int = 0
     result = run_sweep(scenarios, evaluate=_label_point, client=client, n_workers=n_workers,
                        jobs=jobs, replications=replications, seed=seed, progress=progress,
                        source=f"generated deployments (seed {seed})")
+    if len(result.failed) == n:
+        raise EdgePerfError(f"generate: all {n} deployments failed to simulate, so there is no "
+                            f"data set; first: deployment {result.failed[0].index}: "
+                            f"{result.failed[0].error}")
     name = regime if isinstance(regime, str) else asdict(regime)
     meta = {"generator": "edgeperf.surrogate.generate", "generator_version": GENERATOR_VERSION,
             "regime": name, "seed": seed, "jobs": jobs, "replications": replications,

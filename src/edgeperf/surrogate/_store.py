@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from .. import _validation as v
-from .._atomic import atomic_path, write_text_atomic
+from .._atomic import atomic_path
 from ._graph import CHAIN_FEATURES, DEVICE_FEATURES, FRAGMENT_FEATURES
 from ._models import MODELS, SurrogateModel
 
@@ -66,6 +66,10 @@ def save_model(model: SurrogateModel, path: str | os.PathLike[str], *,
     if not weights.parent.is_dir():
         raise v.fail("save_model", "path", "a file or folder in an existing directory",
                      str(path))
+    taken = next((p for p in (weights, described) if p.is_dir()), None)
+    if taken is not None:
+        raise v.fail("save_model", "path", f"a place for the model's two files ({taken.name} "
+                     "is a folder)", str(path))
     text = {"format": FORMAT, "model": model.name, "config": model.config,
             "normalization": _normalization(model), "training": model.training_report,
             "provenance": dict(provenance or {})}
@@ -76,9 +80,10 @@ def save_model(model: SurrogateModel, path: str | os.PathLike[str], *,
     from safetensors.torch import save_file
 
     tensors = {k: t.detach().contiguous().clone() for k, t in model.state_dict().items()}
-    with atomic_path(weights) as tmp:
+    # both written before either replaces anything: new weights never sit beside an old JSON
+    with atomic_path(weights) as tmp, atomic_path(described) as tmp_json:
         save_file(tensors, str(tmp), metadata={"format": FORMAT, "model": model.name})
-    write_text_atomic(described, body + "\n")
+        tmp_json.write_text(body + "\n", encoding="utf-8")
     return weights, described
 
 
