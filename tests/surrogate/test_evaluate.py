@@ -52,8 +52,8 @@ def test_timing_is_encoding_plus_forward():
 def test_errors():
     lost = sample([{"tput_ratio": 0.0, "response_time": 1.0}] * 2)
     with pytest.raises(InvalidParameterError, match=r"'samples' parameter of evaluate_model must "
-                       r"be deployments with at least one chain whose true .*Got '1 deployments, "
-                       r"none such'"):
+                       r"be deployments with at least one chain whose true .*Got 'none in 1 "
+                       r"deployment\(s\)'"):
         evaluate_model(Fixed(1.0, 2.0), [lost])
     good = sample([{"tput_ratio": 1.0, "response_time": 1.0}] * 2)
     with pytest.raises(InvalidParameterError, match=r"'model' parameter of evaluate_model must be "

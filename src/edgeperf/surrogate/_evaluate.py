@@ -54,7 +54,7 @@ def evaluate_model(model: Any, samples: Sequence[Any], *, batch: int = 256) -> d
     if not keep.any():
         raise v.fail("evaluate_model", "samples", "deployments with at least one chain whose "
                      "true throughput ratio and response time are positive and finite",
-                     f"{len(items)} deployments, none such")
+                     f"none in {len(items)} deployment(s)")
     if not np.all(np.isfinite(pred[keep])):
         raise v.fail("evaluate_model", "model", "a model whose predictions are finite on "
                      "these deployments (some are NaN or infinite)", type(model).__name__)

@@ -157,8 +157,8 @@ def train(model: SurrogateModel, train_graphs: Sequence[DeploymentGraph],
     if history is None:  # diverged: no epoch to restore, so the model gets its old weights back
         model.load_state_dict(before)
         raise v.fail("train", "lr", "small enough for training to converge (the validation "
-                     f"MAPE was not finite in any of the {epochs} epochs; the model keeps the "
-                     "weights it had)", lr)
+                     "MAPE was not finite after any epoch; the model keeps the weights it had)",
+                     lr)
     model.fitted.fill_(True)
     report = TrainReport(train_graphs=len(train_set), val_graphs=val_batch.num_graphs,
                          config=config, **history)
