@@ -88,6 +88,12 @@ def test_exponential_pmf_is_geometric():
     np.testing.assert_allclose(a, 0.5 ** np.arange(1, 11), rtol=1e-14)
 
 
+def test_exponential_pmf_keeps_its_tail_at_light_load():
+    # q = x / (1 + x) with x = 1e-20: as 1 - p it would round to 0
+    a = Exponential(1.0).arrival_pmf(1e-20, 3)
+    np.testing.assert_allclose(a, [1.0, 1e-20, 1e-40], rtol=1e-14)
+
+
 @pytest.mark.parametrize("scv", [0.05, 1.0, 4.0])
 def test_lognormal_pmf_error_is_within_its_bound(scv):
     # Compare each entry with an independent high-precision quadrature in t.

@@ -155,8 +155,11 @@ class Exponential(ServiceLaw):
         return rng.exponential(self.mean, n)
 
     def _pmf(self, arrival_rate: float, n: int) -> np.ndarray:
-        p = 1.0 / (1.0 + arrival_rate * self.mean)  # P(service ends before an arrival)
-        return p * (1.0 - p) ** np.arange(n)
+        x = arrival_rate * self.mean
+        # P(service ends before an arrival) and its complement, which 1 - p would round to
+        # 0 at light load
+        p, q = 1.0 / (1.0 + x), x / (1.0 + x)
+        return p * q ** np.arange(n)
 
     def scaled(self, factor: float) -> Exponential:
         return Exponential(self.mean * _check_scale("Exponential", factor))

@@ -4,6 +4,7 @@ import math
 import re
 import time
 
+import mpmath
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -29,12 +30,102 @@ def test_mm1k_closed_form_to_1e12(rate, k):
     np.testing.assert_allclose(r.queue_length_distribution, p / p.sum(), rtol=1e-10, atol=1e-14)
 
 
+@pytest.mark.parametrize("rate", [1e-20, 1e-9, 1e-3])
+@pytest.mark.parametrize("k", [1, 2, 3, 10])
+def test_mm1k_light_load_keeps_every_digit(rate, k):
+    # At light load the loss (~rho^K) and the waiting are far below 1e-16: they
+    # must come out to full relative precision, not rounded to 0.
+    r = mg1k(rate, Exponential(1.0), k)
+    weights = rate ** np.arange(k + 1)
+    assert r.loss_probability == pytest.approx(weights[-1] / weights.sum(), rel=1e-12, abs=0.0)
+    np.testing.assert_allclose(r.queue_length_distribution, weights / weights.sum(), rtol=1e-12)
+    waiting = (np.arange(k) @ weights[1:]) / weights.sum()
+    assert r.mean_waiting_time * r.throughput == pytest.approx(waiting, rel=1e-12, abs=0.0)
+    assert r.utilization == pytest.approx(weights[1:].sum() / weights.sum(), rel=1e-14, abs=0.0)
+
+
+def mp_arrival_pmf(law, rate: mpmath.mpf, n: int) -> list:
+    """a_0..a_{n-1} in mpmath for deterministic and gamma service (exponential: shape 1)."""
+    if isinstance(law, Deterministic):
+        x = rate * mpmath.mpf(law.value)
+        return [mpmath.exp(-x) * x**j / mpmath.factorial(j) for j in range(n)]
+    k = mpmath.mpf(1) if isinstance(law, Exponential) else mpmath.mpf(law.shape)
+    x = rate * mpmath.mpf(law.mean) / k
+    return [mpmath.gamma(j + k) / (mpmath.gamma(k) * mpmath.factorial(j))
+            * (1 + x) ** -k * (x / (1 + x)) ** j for j in range(n)]
+
+
+def mp_mg1k(rate: float, law, k: int) -> tuple[float, float, float]:
+    """Loss, response and waiting time of the exact chain, solved in 60 digits."""
+    with mpmath.workdps(60):
+        lam = mpmath.mpf(rate)
+        a = mp_arrival_pmf(law, lam, k + 300)
+        rho = lam * mpmath.mpf(law.mean)
+        # 60 digits resolve 1 - P(A <= j) down to 1e-30; below that the series converges fast
+        tail = []
+        for j in range(k):
+            head = 1 - mpmath.fsum(a[: j + 1])
+            tail.append(head if head > mpmath.mpf("1e-30") else mpmath.fsum(a[j + 1:]))
+        pi = [mpmath.mpf(1)]
+        for j in range(1, k):
+            pi.append((pi[0] * tail[j - 1] + mpmath.fsum(pi[i] * tail[j - i] for i in range(1, j)))
+                      / a[0])
+        total = mpmath.fsum(pi)
+        norm = pi[0] / total + rho
+        p = [x / total / norm for x in pi] + [1 - 1 / norm]
+        throughput = lam * (1 - p[-1])
+        number = mpmath.fsum(j * x for j, x in enumerate(p))
+        waiting = mpmath.fsum((j - 1) * x for j, x in enumerate(p) if j > 0)
+        return float(p[-1]), float(number / throughput), float(waiting / throughput)
+
+
+@pytest.mark.parametrize("law", [Deterministic(1.0), Exponential(1.0), Gamma(3.0, 1.0),
+                                 Gamma(0.5, 1.0)], ids=["D", "M", "E3", "G0.5"])
+@pytest.mark.parametrize("rate", [1e-20, 1e-6, 0.1, 1.0, 5.0])
+@pytest.mark.parametrize("k", [1, 2, 5, 20])
+def test_exact_against_a_60_digit_solution(law, rate, k):
+    # Every result to its relative precision, from the load of an idle server to
+    # overload; only losses below 1e-50 are past what 60 digits resolve.
+    loss, response, waiting = mp_mg1k(rate, law, k)
+    r = mg1k(rate, law, k)
+    if loss > 1e-50:
+        assert r.loss_probability == pytest.approx(loss, rel=1e-11, abs=0.0)
+    assert r.mean_response_time == pytest.approx(response, rel=1e-12, abs=0.0)
+    assert r.mean_waiting_time == pytest.approx(waiting, rel=1e-12, abs=0.0)
+
+
+def test_a_small_loss_at_a_large_capacity_keeps_its_digits():
+    # benchmarks/mg1k.py's Erlang-4 case: a loss of 6e-9, where 1 - 1/(pi_0 + rho) kept
+    # only the first five digits
+    loss = mp_mg1k(0.9, Gamma(4, 1.0), 100)[0]
+    r = mg1k(0.9, Gamma(4, 1.0), 100)
+    assert r.loss_probability == pytest.approx(loss, rel=1e-12, abs=0.0)
+
+
+@pytest.mark.parametrize("law", [Deterministic(0.5), Gamma(3, 0.5), Lognormal(0.5, 3.0),
+                                 Mixture((Exponential(0.25), Deterministic(1.0)), (2 / 3, 1 / 3))],
+                         ids=["D", "E3", "LN", "mix"])
+@pytest.mark.parametrize("rho", [1e-20, 1e-12])
+def test_light_load_tends_to_an_idle_server(law, rho):
+    # As rho -> 0 an arrival finds the server idle, and it waits only for a job that
+    # arrived just before it: W = lambda E[S²] / 2 (1 + O(rho)) (Pollaczek-Khinchine).
+    rate = rho / law.mean
+    r = mg1k(rate, law, 4)
+    waiting = rate * law.second_moment / 2
+    assert r.mean_waiting_time == pytest.approx(waiting, rel=10 * rho + 1e-12, abs=0.0)
+    assert r.mean_response_time == pytest.approx(law.mean + waiting, rel=1e-13, abs=0.0)
+    assert r.utilization == pytest.approx(rho, rel=1e-14, abs=0.0)
+    assert 0.0 < r.loss_probability < rho**3  # a loss needs K = 4 jobs present: O(rho^4)
+
+
 @pytest.mark.parametrize("law", [Deterministic(0.5), Gamma(3, 0.5), Lognormal(0.5, 3.0)],
                          ids=["D", "E3", "LN"])
 def test_capacity_one_is_insensitive(law):
     # M/G/1/1 (Erlang loss with one server): loss = rho / (1 + rho) whatever the law.
-    rho = 1.7 * law.mean
-    assert mg1k(1.7, law, 1).loss_probability == pytest.approx(rho / (1 + rho), abs=1e-14)
+    for rate in (1.7, 1e-20):
+        rho = rate * law.mean
+        assert mg1k(rate, law, 1).loss_probability == pytest.approx(rho / (1 + rho), rel=1e-14,
+                                                                        abs=0.0)
 
 
 @pytest.mark.parametrize("rho", [0.2, 1.0, 3.0])
@@ -54,7 +145,7 @@ def test_large_k_tends_to_pollaczek_khinchine(law):
     rho = 0.5
     expected = rho + rho**2 * (1 + law.scv) / (2 * (1 - rho))
     assert r.mean_number == pytest.approx(expected, rel=1e-9)
-    assert r.loss_probability < 1e-14  # absolute accuracy: p_K = 1 - 1/(pi_0 + rho) cancels
+    assert r.loss_probability < 1e-14
 
 
 @pytest.mark.parametrize("law", [Deterministic(1.0), Gamma(2.5, 1.0), Exponential(1.0)],

@@ -22,17 +22,28 @@ __all__ = ["mg1k", "departure_distribution", "mgs_loss"]
 
 Method = Literal["exact", "mgs"]
 _OWNER = "mg1k"
+#: Arrival-count terms beyond the K - 1 the chain needs: at light load they make
+#: the mass beyond them negligible, so every tail is a sum of known terms.
+_EXTRA_TERMS = 16
+_EPS = float(np.finfo(float).eps)
 
 
 def departure_distribution(a: np.ndarray, capacity: int) -> np.ndarray:
     """Stationary law of the number left behind by a departure, states 0..K-1.
 
-    ``a[j]`` = P(j arrivals during a service), j = 0..K-2 at least. Uses the
+    ``a[j]`` = P(j arrivals during a service), j = 0..K-2 at least; a few more
+    terms make the smallest tails P(A > j) accurate to their last digits. Uses the
     balance across each cut {0..j-1} | {j..K-1}: the only way down is a departure
     from j with no arrival, so
         pi_j a_0 = pi_0 P(A >= j) + sum_{i=1}^{j-1} pi_i P(A >= j-i+1).
     Every term is non-negative, so the recursion is free of cancellation.
     """
+    a = np.asarray(a, dtype=float)
+    return _departures(a, _tails(a), capacity)
+
+
+def _departures(a: np.ndarray, tail: np.ndarray, capacity: int) -> np.ndarray:
+    """departure_distribution, given the tails tail[j] = P(A > j)."""
     if capacity == 1:
         return np.ones(1)
     a0 = a[0]
@@ -40,7 +51,6 @@ def departure_distribution(a: np.ndarray, capacity: int) -> np.ndarray:
         raise InvalidParameterError(
             "The 'arrival_rate' parameter of mg1k must leave a positive chance of no arrival "
             f"during a service (the exact chain needs it). Got P(no arrival) = {a0!r}.")
-    tail = np.maximum(1.0 - np.cumsum(a[: capacity - 1]), 0.0)  # tail[j] = P(A > j)
     pi = np.empty(capacity)
     pi[0] = 1.0
     for j in range(1, capacity):
@@ -50,6 +60,40 @@ def departure_distribution(a: np.ndarray, capacity: int) -> np.ndarray:
         if pi[j] > 1e250:  # deep overload: rescale to stay finite
             pi[: j + 1] /= pi[j]
     return pi / pi.sum()
+
+
+def _tails(a: np.ndarray) -> np.ndarray:
+    """P(A > j) for j = 0..len(a)-1, without computing 1 - P(A <= j).
+
+    At light load P(A > j) is far below 1e-16, and 1 - cumsum(a) rounds it to
+    0. Summing the known terms from the far end keeps it; the mass beyond them,
+    which only a subtraction gives, is kept where it exceeds that subtraction's
+    rounding error.
+    """
+    beyond = 1.0 - math.fsum(a)
+    if beyond < len(a) * _EPS:
+        beyond = 0.0
+    tail = np.full(len(a), beyond)
+    tail[:-1] += np.cumsum(a[:0:-1])[::-1]
+    return tail
+
+
+def _refused_per_departure(pi: np.ndarray, tail: np.ndarray, rho: float) -> float:
+    """Mean number of arrivals refused between two departures, as a sum of
+    non-negative terms (1 - 1/(pi_0 + rho) cancels at light load).
+
+    The service after a departure that leaves n jobs starts with max(n, 1) of
+    them, so it refuses (A - m)^+ arrivals, m = K - max(n, 1), whose mean is
+    E[(A - m)^+] = sum_{j >= m} P(A > j).
+    """
+    k = len(pi)
+    # E[(A - L)^+] beyond the L known tails, again kept only above its rounding error
+    beyond = rho - math.fsum(tail)
+    if beyond < len(tail) * _EPS * rho:
+        beyond = 0.0
+    excess = np.cumsum(tail[::-1])[::-1] + beyond  # E[(A - m)^+], m = 0..L-1
+    # n = 0 and n = 1 both give m = K - 1; n = 2..K-1 give m = K-2..1
+    return float(pi[0] * excess[k - 1] + pi[1:] @ excess[k - 1:0:-1])
 
 
 def mgs_loss(rho: float, scv: float, capacity: int) -> float:
@@ -75,7 +119,8 @@ def mg1k(arrival_rate: float, service: ServiceLaw, capacity: int,
          method: Method = "exact", *, name: str = "station") -> StationMetrics:
     """Performance of an M/G/1/K station with the given service law.
 
-    ``method="exact"`` gives every field (the loss to about 1e-15 absolute);
+    ``method="exact"`` gives every field; none is formed by subtracting from 1,
+    so a loss or a waiting time far below 1e-16 keeps its relative precision;
     ``method="mgs"`` gives MacGregor
     Smith's approximate loss and what follows from it (throughput,
     utilisation), and ``None`` for what it cannot give.
@@ -92,18 +137,23 @@ def mg1k(arrival_rate: float, service: ServiceLaw, capacity: int,
                               utilization=rho * (1.0 - loss))
     if method != "exact":
         raise v.fail(_OWNER, "method", "one of 'exact', 'mgs'", method)
-    pi = departure_distribution(service.arrival_pmf(rate, max(k - 1, 1)), k)
-    # Time-average law: p_j = pi_j / (pi_0 + rho) for j < K, p_K = 1 - 1/(pi_0 + rho).
-    # p_K cancels when the loss is tiny: its absolute accuracy is ~1e-15, so clip at 0.
+    a = service.arrival_pmf(rate, k + _EXTRA_TERMS)
+    tail = _tails(a)
+    pi = _departures(a, tail, k)
+    # Time-average law: p_j = pi_j / (pi_0 + rho) for j < K, and p_K = 1 - 1/(pi_0 + rho):
+    # of the pi_0 + rho arrivals per departure (pi_0 in an idle period, rho in service)
+    # all but one, the job that departs next, are refused.
     norm = pi[0] + rho
-    p = np.append(pi / norm, max(1.0 - 1.0 / norm, 0.0))
-    loss = float(p[-1])
+    loss = _refused_per_departure(pi, tail, rho) / norm
+    p = np.append(pi / norm, loss)
     throughput = rate * (1.0 - loss)
     mean_number = float(np.arange(k + 1) @ p)
-    response = mean_number / throughput  # Little's law over accepted jobs
+    waiting_number = float(np.arange(k) @ p[1:])  # jobs waiting, not in service
+    # Little's law over accepted jobs; the waiting time from the jobs waiting, not as
+    # response - mean, which cancels at light load
     return StationMetrics(
         name=name, kind="exact", method="exact", arrival_rate=rate, capacity=k,
-        loss_probability=loss, throughput=throughput, utilization=float(1.0 - p[0]),
-        mean_number=mean_number, mean_response_time=response,
-        mean_waiting_time=response - service.mean,
+        loss_probability=loss, throughput=throughput, utilization=rho / norm,
+        mean_number=mean_number, mean_response_time=mean_number / throughput,
+        mean_waiting_time=waiting_number / throughput,
         queue_length_distribution=tuple(float(x) for x in p))
