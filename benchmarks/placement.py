@@ -36,7 +36,7 @@ import numpy as np
 from _results import RESULTS, save_result  # benchmarks/_results.py
 from edgeperf.io import load_scenario
 from edgeperf.model import PoissonArrivals, System, Workload
-from edgeperf.placement import (BandwidthTrace, Costs, LatencyPredictor, MinCutSolver,
+from edgeperf.placement import (BandwidthTrace, LatencyPredictor, MinCutSolver,
                                 compare_resplitting, held_out_error, ilp, layer_graph,
                                 loss_aware, place, time_layers)
 from edgeperf.sim import simulate

@@ -2,7 +2,6 @@
 the event engine (heavy load and inputs that get harder mid-stream)."""
 
 import itertools
-import time
 
 import numpy as np
 import pytest
