@@ -4,11 +4,13 @@ judged on generated and on published deployments; bad input is one line."""
 from __future__ import annotations
 
 import json
+import math
+from dataclasses import replace
 
 import pytest
 
 from cli_helpers import assert_one_error_line, run
-from edgeperf.surrogate import from_chainnet, save_dataset
+from edgeperf.surrogate import from_chainnet, load_dataset, save_dataset
 from surrogate_cases import DATA
 
 
@@ -61,6 +63,21 @@ def test_an_out_that_is_a_file_fails_before_training(capsys, data, tmp_path):
                               r"The '--out' parameter of surrogate train must be a folder \(made "
                               r"if missing; no file in its way\)\. Got '.*taken.*'\.")
     assert taken.read_text() == "not a folder"
+
+
+def test_a_label_that_cannot_be_learned_is_one_line_naming_its_sample(capsys, data, tmp_path):
+    # a NaN label would otherwise show only as training that diverges
+    samples = list(load_dataset(data).samples)
+    bad = samples[3]
+    samples[3] = replace(bad, labels=({**bad.labels[0], "tput_ratio": math.nan},
+                                      *bad.labels[1:]))
+    path = save_dataset(samples, tmp_path / "bad.npz", meta={})
+    assert_one_error_line(*run(capsys, "surrogate", "train", str(path), "--out",
+                               str(tmp_path / "m")),
+                          r"sample 3: The 'labels' parameter of encode must be a 'tput_ratio' "
+                          r"in \(0, 1\] and a finite 'response_time' > 0 for every chain\. "
+                          r"Got \{'tput_ratio': nan, .*")
+    assert not (tmp_path / "m").exists()
 
 
 def test_the_analytic_baseline_needs_no_model_file(capsys):

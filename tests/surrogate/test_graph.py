@@ -3,6 +3,8 @@ invariance, batching."""
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 import torch
@@ -123,6 +125,12 @@ def test_errors():
         encode(two_chains(), TWO_LABELS[:1])
     with pytest.raises(InvalidParameterError, match="numbers 'tput_ratio' and 'response_time'"):
         encode(two_chains(), [{"tput_ratio": 1.0}, TWO_LABELS[1]])
+    for bad in ({"tput_ratio": float("nan")}, {"tput_ratio": 0.0}, {"tput_ratio": 1.2},
+                {"response_time": 0.0}, {"response_time": float("inf")}):
+        with pytest.raises(InvalidParameterError, match=re.escape(
+                "The 'labels' parameter of encode must be a 'tput_ratio' in (0, 1] and a "
+                "finite 'response_time' > 0 for every chain. Got {")):
+            encode(two_chains(), [{**TWO_LABELS[0], **bad}, TWO_LABELS[1]])
     with pytest.raises(InvalidParameterError, match="non-empty list of DeploymentGraph"):
         collate([])
     with pytest.raises(InvalidParameterError, match="'target' parameter of DeploymentGraph"):

@@ -18,6 +18,7 @@ queueing); a prediction is scaled back with S_c (``service_time``).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -26,6 +27,7 @@ import numpy as np
 import torch
 
 from .. import _validation as v
+from ..exceptions import InvalidParameterError
 from ..model import System
 from ..queueing import stations_by_chain
 
@@ -260,10 +262,16 @@ def _labels(system: System, labels: Sequence[Mapping[str, float]]) -> list[tuple
     rows = []
     for label in labels:
         try:
-            rows.append((float(label["tput_ratio"]), float(label["response_time"])))
+            tput, response = float(label["tput_ratio"]), float(label["response_time"])
         except (KeyError, TypeError, ValueError):
             raise v.fail("encode", "labels", "mappings with numbers 'tput_ratio' and "
                          "'response_time'", label) from None
+        # a NaN or zero target would surface only mid-training, as a mape error or a
+        # diverged run
+        if not (0.0 < tput <= 1.0 and 0.0 < response < math.inf):
+            raise v.fail("encode", "labels", "a 'tput_ratio' in (0, 1] and a finite "
+                         "'response_time' > 0 for every chain", label)
+        rows.append((tput, response))
     return rows
 
 
@@ -321,7 +329,11 @@ def encode_samples(samples: Sequence[Any]) -> list[DeploymentGraph]:
             raise v.fail("encode_samples", "samples", "objects with 'scenario' and 'labels'",
                          type(sample).__name__)
         source = f"sample {getattr(sample, 'index', n)}"
-        graphs.append(encode(parse_scenario(sample.scenario, source=source), sample.labels))
+        system = parse_scenario(sample.scenario, source=source)
+        try:
+            graphs.append(encode(system, sample.labels))
+        except InvalidParameterError as err:  # name the sample, as parse_scenario does
+            raise InvalidParameterError(f"{source}: {err}") from None
     return graphs
 
 
