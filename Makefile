@@ -26,7 +26,8 @@ MODEL    ?= build/digits-resnet32
 # placement against the loss-aware one, written as a scenario and simulated; and
 # the trained network split over two emulated devices, run for real for 20 s
 # beside its twin; last, the shipped learned twin judged on ChainNet's
-# published deployments, and used to place the two chains of shared_edge.
+# published deployments (its parity plot: build/surrogate-parity.png), and
+# used to place the two chains of shared_edge.
 TESTBED ?= examples/scenarios/testbed_ceed.yaml
 run: $(STAMP)
 	$(BIN)/edgeperf analyze $(SCENARIO)
@@ -45,7 +46,7 @@ run: $(STAMP)
 	$(BIN)/edgeperf run examples/scenarios/digits_split.yaml --duration 20
 	@if [ -d ../shared/data/chainnet/val ]; then \
 		$(BIN)/edgeperf surrogate evaluate models/surrogate/chainnet.safetensors \
-			--chainnet ../shared/data/chainnet/val --samples 1000; \
+			--chainnet ../shared/data/chainnet/val --samples 1000 --plot build/surrogate-parity.png; \
 	else echo "make run: ../shared/data/chainnet/val not found, skipping the surrogate's evaluation"; fi
 	$(BIN)/edgeperf place $(SHARED) --method surrogate --time-budget-s 5 --out build/shared-placed.yaml
 

@@ -17,7 +17,8 @@ of draws where the lead reaches the issue's goal, 30%.
 
 On the published data, the shipped model's and the seed-0 GAT's
 throughput-ratio errors are also split by the chain's true ratio: the bands
-show where the lead is made.
+show where the lead is made. Their predictions against the published labels,
+chain by chain, are drawn in benchmarks/results/surrogate_lead.png.
 
 Every model sees the same features, among them the outputs of the M/M/1/K
 decomposition (``QUEUEING``), which give the GAT a strong prior. ChainNet's
@@ -29,7 +30,7 @@ M/M/1/K".
 
     .venv/bin/python benchmarks/surrogate_lead.py      (or: make bench)
 
-Writes benchmarks/results/surrogate_lead.json; in about a minute once the
+Writes benchmarks/results/surrogate_lead.json and .png; in about a minute once the
 models are cached (``make bench`` runs ``surrogate.py`` before it, and
 ``surrogate_variants.py`` after it reuses the seeds it trains); training the
 pair without M/M/1/K features takes about 35 minutes on one core.
@@ -37,7 +38,7 @@ pair without M/M/1/K features takes about 35 minutes on one core.
 
 from __future__ import annotations
 
-from _results import save_result  # benchmarks/_results.py
+from _results import RESULTS, save_result  # benchmarks/_results.py
 import time
 
 import numpy as np
@@ -56,6 +57,7 @@ QUEUEING = {"device_x": {"log_mm1k_load": 0.0, "mm1k_accept": 0.5},
             "fragment_x": {"mm1k_reach": 1.0, "mm1k_accept": 0.5},
             "chain_x": {"mm1k_tput": 1.0, "log_mm1k_tput": 0.0}}
 FEATURES = ("all", "without M/M/1/K")  # the two pairs of models compared
+PLOT = RESULTS / "surrogate_lead.png"
 
 
 def _per_deployment(owner: np.ndarray, true: np.ndarray, pred: np.ndarray) -> np.ndarray:
@@ -129,7 +131,7 @@ def _models() -> dict[str, dict[str, list]]:
 def measure() -> dict:
     import torch
 
-    from edgeperf.surrogate import encode_samples, from_chainnet
+    from edgeperf.surrogate import encode_samples, from_chainnet, plot_parity
 
     started = time.perf_counter()
     torch.set_num_threads(1)
@@ -161,7 +163,10 @@ def measure() -> dict:
                              for kind, e in errors.items()},
                     "lead": lead_interval(ours, theirs)})
             if key == "chainnet_val" and features == FEATURES[0]:
-                out["bands"] = by_band(true[:, 0], {kind: p[first] for kind, p in preds.items()})
+                shown = {kind: p[first] for kind, p in preds.items()}
+                out["bands"] = by_band(true[:, 0], shown)
+                plot_parity({f"{kind}, seed {SEED}": p for kind, p in shown.items()}, true, PLOT,
+                            title=f"ChainNet's {chains} published chains")
         out["datasets"].append(row)
         print(row, flush=True)
     out["settings"] = {"draws": DRAWS, "goal": GOAL, "confidence": 0.95, "seeds": list(SEEDS),

@@ -127,6 +127,8 @@ def evaluate_command(
     samples: Annotated[int | None, typer.Option(help="Use only the first N deployments.",
                                                 min=1)] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+    plot: Annotated[Path | None, typer.Option(
+        help="Write the parity plot (predicted against true, per chain) to this PNG.")] = None,
 ) -> None:
     """MAPE of a surrogate's throughput-ratio and response-time predictions."""
     import json
@@ -137,13 +139,17 @@ def evaluate_command(
     if (chainnet is None) == (data is None):
         raise v.fail("surrogate evaluate", "--chainnet", "given, or --data, not both",
                      "both" if chainnet else "neither")
+    if plot is not None:
+        v.output_file("surrogate evaluate", "--plot", plot)
     items = from_chainnet(chainnet, samples) if chainnet is not None else \
         list(load_dataset(data).samples)[:samples]
     net = AnalyticModel() if str(model) == "analytic" else load_model(model)
-    result = evaluate_model(net, items)
+    result = evaluate_model(net, items, plot=plot)
     if as_json:
         print(json.dumps(result))
         return
     print(f"{len(items)} deployments, {result['chains']} chains: MAPE throughput ratio "
           f"{result['mape_tput_ratio']:.2f}%, response time {result['mape_response_time']:.2f}% "
           f"({result['inference_s_per_deployment'] * 1e3:.2f} ms a deployment)")
+    if plot is not None:
+        print(f"plot written to {plot}")

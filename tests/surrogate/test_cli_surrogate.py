@@ -80,6 +80,23 @@ def test_a_label_that_cannot_be_learned_is_one_line_naming_its_sample(capsys, da
     assert not (tmp_path / "m").exists()
 
 
+def test_evaluate_draws_the_parity_plot(capsys, data, tmp_path):
+    plot = tmp_path / "parity.png"
+    code, out, err = run(capsys, "surrogate", "evaluate", "analytic", "--data", str(data),
+                         "--plot", str(plot))
+    assert code == 0, err
+    assert out.splitlines()[-1] == f"plot written to {plot}"
+    assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_a_plot_that_cannot_be_written_fails_before_the_work(capsys, tmp_path):
+    target = tmp_path / "missing" / "parity.png"
+    assert_one_error_line(*run(capsys, "surrogate", "evaluate", "analytic", "--data",
+                               str(tmp_path / "not-read.npz"), "--plot", str(target)),
+                          r"The '--plot' parameter of surrogate evaluate must be a file in an "
+                          r"existing folder\. Got '.*missing.*parity\.png'\.")
+
+
 def test_the_analytic_baseline_needs_no_model_file(capsys):
     if not (DATA / "numClasses.txt").is_file():
         pytest.skip("the ChainNet data set is not next to the project")

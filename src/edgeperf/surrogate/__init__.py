@@ -20,6 +20,7 @@ _LAZY = {
     "_train": ("train", "TrainReport", "mape"),
     "_store": ("save_model", "load_model", "FORMAT"),
     "_evaluate": ("evaluate_model",),
+    "_plot": ("plot_parity",),
 }
 _WHERE = {name: module for module, names in _LAZY.items() for name in names}
 

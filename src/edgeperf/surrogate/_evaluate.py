@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -17,7 +18,8 @@ from .. import _validation as v
 __all__ = ["evaluate_model"]
 
 
-def evaluate_model(model: Any, samples: Sequence[Any], *, batch: int = 256) -> dict[str, Any]:
+def evaluate_model(model: Any, samples: Sequence[Any], *, batch: int = 256,
+                   plot: str | Path | None = None) -> dict[str, Any]:
     """MAPE of ``model`` on ``samples`` (with ``.scenario`` and ``.labels``):
     ``mape_tput_ratio``, ``mape_response_time`` (percent), the mean absolute
     errors ``mae_tput_ratio`` and ``mae_response_time`` (the data's time unit),
@@ -26,7 +28,8 @@ def evaluate_model(model: Any, samples: Sequence[Any], *, batch: int = 256) -> d
     ``inference_s_per_deployment`` from a parsed System, as the simulator starts,
     split into ``encode_s_per_deployment`` (batches of ``batch``) and
     ``forward_s_per_deployment``, after one warm-up call;
-    ``parse_s_per_deployment`` (the scenario mapping to a System) is apart."""
+    ``parse_s_per_deployment`` (the scenario mapping to a System) is apart.
+    ``plot``: also write the parity plot of the scored chains to this PNG."""
     from ..io import parse_scenario
     from ._graph import encode_batch
     from ._train import mape
@@ -36,6 +39,8 @@ def evaluate_model(model: Any, samples: Sequence[Any], *, batch: int = 256) -> d
         raise v.fail("evaluate_model", "samples", "a non-empty list of labelled deployments "
                      "(with 'scenario' and 'labels')", samples)
     v.integer("evaluate_model", "batch", batch, low=1)
+    if plot is not None:
+        v.output_file("evaluate_model", "plot", Path(plot))
     start = time.perf_counter()
     systems = [parse_scenario(s.scenario, source=f"sample {n}") for n, s in enumerate(items)]
     parsed = time.perf_counter()
@@ -59,6 +64,11 @@ def evaluate_model(model: Any, samples: Sequence[Any], *, batch: int = 256) -> d
         raise v.fail("evaluate_model", "model", "a model whose predictions are finite on "
                      "these deployments (some are NaN or infinite)", type(model).__name__)
     err = mape(pred[keep], true[keep])
+    if plot is not None:
+        from ._plot import plot_parity
+
+        plot_parity({getattr(model, "name", "") or type(model).__name__: pred[keep]},
+                    true[keep], plot)
     absolute = np.mean(np.abs(pred[keep] - true[keep]), axis=0)
     n = len(items)
     return {"mape_tput_ratio": err["tput_ratio"], "mape_response_time": err["response_time"],

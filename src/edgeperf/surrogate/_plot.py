@@ -1,0 +1,76 @@
+"""The parity plot of learned twins: each chain's predicted against its true
+throughput ratio and response time, one row of panels per model.
+
+Both axes are logarithmic: the chains that lose most of their jobs, where the
+error concentrates, sit in the first decade of the throughput ratio and would
+be a smudge at the origin on a linear axis. Dashed lines mark ±10%.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+
+import numpy as np
+
+from .. import _validation as v
+from .._atomic import atomic_path
+
+__all__ = ["plot_parity"]
+
+_TARGETS = ("throughput ratio", "response time")
+_BAND = 0.10  # the dashed lines: ±10%
+
+
+def _checked(preds: object, true: object) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    t = np.asarray(true, dtype=float)
+    if t.ndim != 2 or t.shape[1] != 2 or len(t) == 0 or not np.all(t > 0) \
+            or not np.all(np.isfinite(t)):
+        raise v.fail("plot_parity", "true", "a non-empty array [chains, 2] of positive finite "
+                     "values (throughput ratio, response time)", getattr(t, "shape", t))
+    if not isinstance(preds, Mapping) or not preds:
+        raise v.fail("plot_parity", "preds", "a non-empty mapping of model name to predictions",
+                     type(preds).__name__)
+    out = {}
+    for name, p in preds.items():
+        p = np.asarray(p, dtype=float)
+        if p.shape != t.shape or not np.all(p > 0) or not np.all(np.isfinite(p)):
+            raise v.fail("plot_parity", "preds", f"positive finite predictions shaped like "
+                         f"'true' {t.shape} for every model", f"{name}: {p.shape}")
+        out[str(name)] = p
+    return out, t
+
+
+def plot_parity(preds: Mapping[str, object], true: object, path: str | Path, *,
+                title: str | None = None) -> Path:
+    """Write the parity plot of ``preds`` (model name -> [chains, 2] predictions of
+    the throughput ratio and the response time) against ``true`` to ``path`` (PNG,
+    written whole or not at all); each panel names its MAPE."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    preds, t = _checked(preds, true)
+    target = v.output_file("plot_parity", "path", Path(path))
+    fig = Figure(figsize=(7.0, 3.2 * len(preds)), layout="constrained")
+    FigureCanvasAgg(fig)
+    for row, (name, p) in enumerate(preds.items()):
+        for k, label in enumerate(_TARGETS):
+            ax = fig.add_subplot(len(preds), 2, 2 * row + k + 1)
+            low = min(t[:, k].min(), p[:, k].min()) / 1.2
+            high = max(t[:, k].max(), p[:, k].max()) * 1.2
+            line = np.geomspace(low, high, 50)
+            ax.scatter(t[:, k], p[:, k], s=2, alpha=0.3, linewidths=0, rasterized=True)
+            ax.plot(line, line, color="black", linewidth=0.8)
+            for factor in (1 - _BAND, 1 + _BAND):
+                ax.plot(line, factor * line, color="grey", linewidth=0.6, linestyle="--")
+            ax.set(xscale="log", yscale="log", xlim=(low, high), ylim=(low, high))
+            mape = float(np.mean(np.abs(p[:, k] - t[:, k]) / t[:, k]) * 100.0)
+            ax.set_title(f"{name}: {label}, MAPE {mape:.2f}%", fontsize=9)
+            ax.set_xlabel(f"true {label}", fontsize=8)
+            ax.set_ylabel(f"predicted {label}", fontsize=8)
+            ax.tick_params(labelsize=7)
+    if title:
+        fig.suptitle(title, fontsize=10)
+    with atomic_path(target) as tmp:
+        fig.savefig(tmp, dpi=110, format="png")
+    return target

@@ -1,0 +1,47 @@
+"""The parity plot: one row of panels per model, written whole; bad input is one error."""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+import pytest
+from matplotlib import image
+
+from edgeperf.exceptions import InvalidParameterError
+from edgeperf.surrogate import plot_parity
+
+RNG = np.random.default_rng(0)
+TRUE = np.column_stack([RNG.uniform(0.01, 1.0, 200), RNG.uniform(0.1, 100.0, 200)])
+
+
+def test_one_row_of_panels_per_model(tmp_path):
+    one = plot_parity({"chainnet": TRUE * 1.05}, TRUE, tmp_path / "one.png")
+    two = plot_parity({"chainnet": TRUE * 1.05, "gat": TRUE * 0.9}, TRUE, tmp_path / "two.png",
+                      title="two models")
+    assert one == tmp_path / "one.png"
+    h1, w1 = image.imread(one).shape[:2]
+    h2, w2 = image.imread(two).shape[:2]
+    assert w1 == w2 and 1.9 < h2 / h1 < 2.1
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["one.png", "two.png"]  # no temporaries
+
+
+@pytest.mark.parametrize("preds, true, pattern", [
+    ({}, TRUE, "The 'preds' parameter of plot_parity must be a non-empty mapping"),
+    ({"m": TRUE[:10]}, TRUE, "The 'preds' parameter of plot_parity must be positive finite "
+                             "predictions shaped like 'true' (200, 2) for every model. "
+                             "Got 'm: (10, 2)'."),
+    ({"m": np.where(TRUE > 0.5, np.nan, TRUE)}, TRUE, "Got 'm: (200, 2)'."),
+    ({"m": TRUE}, -TRUE, "The 'true' parameter of plot_parity must be a non-empty array "
+                         "[chains, 2] of positive finite values"),
+    ({"m": TRUE[:, 0]}, TRUE[:, 0], "The 'true' parameter of plot_parity"),
+])
+def test_bad_input_is_one_error(tmp_path, preds, true, pattern):
+    with pytest.raises(InvalidParameterError, match=re.escape(pattern)):
+        plot_parity(preds, true, tmp_path / "p.png")
+    assert not list(tmp_path.iterdir())
+
+
+def test_a_target_in_a_missing_folder_is_refused(tmp_path):
+    with pytest.raises(InvalidParameterError, match="must be a file in an existing folder"):
+        plot_parity({"m": TRUE}, TRUE, tmp_path / "missing" / "p.png")
