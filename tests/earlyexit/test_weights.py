@@ -143,8 +143,11 @@ def test_missing_and_foreign_files(zoo_net, tmp_path):
                        r"\(metadata 'config' missing or not JSON\)"):
         load(foreign)
     with pytest.raises(InvalidParameterError, match=r"'path' parameter of save must be a file in "
-                       r"an existing directory"):
+                       r"an existing folder"):
         save(zoo_net, tmp_path / "no" / "such" / "dir.safetensors")
+    with pytest.raises(InvalidParameterError, match=r"'path' parameter of save must be a file, "
+                       r"not a folder"):
+        save(zoo_net, tmp_path)
     with pytest.raises(InvalidParameterError, match=r"'net' parameter of save must be an EarlyExitNet"):
         save(torch.nn.Linear(1, 1), tmp_path / "x.safetensors")
     with pytest.raises(InvalidParameterError, match=r"'path' parameter of load must be a file path"):

@@ -61,9 +61,7 @@ def save(net: EarlyExitNet, path: str | os.PathLike[str]) -> Path:
                 "sha256": _digest(tensors)}
     from safetensors.torch import save_file
 
-    directory = path.parent if str(path.parent) else Path(".")
-    if not directory.is_dir():
-        raise v.fail("save", "path", "a file in an existing directory", str(path))
+    v.output_file("save", "path", path)
     with atomic_path(path) as tmp:
         save_file(tensors, str(tmp), metadata=metadata)
     return path
