@@ -22,9 +22,11 @@ __all__ = ["mg1k", "departure_distribution", "mgs_loss"]
 
 Method = Literal["exact", "mgs"]
 _OWNER = "mg1k"
-#: Arrival-count terms beyond the K - 1 the chain needs: at light load they make
-#: the mass beyond them negligible, so every tail is a sum of known terms.
+#: Arrival-count terms beyond the K - 1 the chain needs, to start with: at light
+#: load they make the mass beyond them negligible, so every tail is a sum of known
+#: terms. Slowly decaying counts get twice as many, and again, up to _MAX_TERMS.
 _EXTRA_TERMS = 16
+_MAX_TERMS = 4096
 _EPS = float(np.finfo(float).eps)
 
 
@@ -76,6 +78,39 @@ def _tails(a: np.ndarray) -> np.ndarray:
     tail = np.full(len(a), beyond)
     tail[:-1] += np.cumsum(a[:0:-1])[::-1]
     return tail
+
+
+def _solve(service: ServiceLaw, rate: float, capacity: int, rho: float
+           ) -> tuple[np.ndarray, float]:
+    """The departure law and the arrivals refused per departure, from as many terms
+    of the arrival pmf as it takes for the mass beyond them to be either kept (large
+    enough for 1 - sum(a) to resolve it) or negligible."""
+    n = capacity - 1 + _EXTRA_TERMS
+    while True:
+        a = service.arrival_pmf(rate, n)
+        tail = _tails(a)
+        pi = _departures(a, tail, capacity)
+        refused = _refused_per_departure(pi, tail, rho)
+        if tail[-1] > 0.0 or n >= _MAX_TERMS or _negligible_beyond(a, pi, refused):
+            return pi, refused
+        n = min(2 * n, _MAX_TERMS)
+
+
+def _negligible_beyond(a: np.ndarray, pi: np.ndarray, refused: float) -> bool:
+    """Whether the terms beyond ``a`` change the departure law ``pi`` and the refused
+    count by less than a rounding error, judged from the last terms' decay
+    a[j + 1] / a[j] = q."""
+    last, before = a[-1], a[-2]
+    if last == 0.0:
+        return True
+    q = last / before if before > 0.0 else 1.0
+    if q >= 1.0:  # not decaying yet
+        return False
+    beyond = last * q / (1.0 - q)  # P(A >= L) for L = len(a), if the decay goes on
+    # every tail misses it, so the recursion's inflow pi_j a_0 misses at most
+    # beyond * (pi_0 + ... + pi_{j-1}); each E[(A - m)^+] at most (L + 1/(1 - q)) beyond
+    return bool(np.all(beyond * np.cumsum(pi[:-1]) <= _EPS * a[0] * pi[1:])) and \
+        beyond * (len(a) + 1.0 / (1.0 - q)) <= _EPS * refused
 
 
 def _refused_per_departure(pi: np.ndarray, tail: np.ndarray, rho: float) -> float:
@@ -137,14 +172,12 @@ def mg1k(arrival_rate: float, service: ServiceLaw, capacity: int,
                               utilization=rho * (1.0 - loss))
     if method != "exact":
         raise v.fail(_OWNER, "method", "one of 'exact', 'mgs'", method)
-    a = service.arrival_pmf(rate, k + _EXTRA_TERMS)
-    tail = _tails(a)
-    pi = _departures(a, tail, k)
+    pi, refused = _solve(service, rate, k, rho)
     # Time-average law: p_j = pi_j / (pi_0 + rho) for j < K, and p_K = 1 - 1/(pi_0 + rho):
     # of the pi_0 + rho arrivals per departure (pi_0 in an idle period, rho in service)
     # all but one, the job that departs next, are refused.
     norm = pi[0] + rho
-    loss = _refused_per_departure(pi, tail, rho) / norm
+    loss = refused / norm
     p = np.append(pi / norm, loss)
     throughput = rate * (1.0 - loss)
     mean_number = float(np.arange(k + 1) @ p)
