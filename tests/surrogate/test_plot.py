@@ -28,10 +28,11 @@ def test_one_row_of_panels_per_model(tmp_path):
 
 @pytest.mark.parametrize("preds, true, pattern", [
     ({}, TRUE, "The 'preds' parameter of plot_parity must be a non-empty mapping"),
-    ({"m": TRUE[:10]}, TRUE, "The 'preds' parameter of plot_parity must be positive finite "
-                             "predictions shaped like 'true' (200, 2) for every model. "
+    ({"m": TRUE[:10]}, TRUE, "The 'preds' parameter of plot_parity must be finite "
+                             "predictions >= 0 shaped like 'true' (200, 2) for every model. "
                              "Got 'm: (10, 2)'."),
     ({"m": np.where(TRUE > 0.5, np.nan, TRUE)}, TRUE, "Got 'm: (200, 2)'."),
+    ({"m": -TRUE}, TRUE, "Got 'm: (200, 2)'."),
     ({"m": TRUE}, -TRUE, "The 'true' parameter of plot_parity must be a non-empty array "
                          "[chains, 2] of positive finite values"),
     ({"m": TRUE[:, 0]}, TRUE[:, 0], "The 'true' parameter of plot_parity"),
@@ -40,6 +41,13 @@ def test_bad_input_is_one_error(tmp_path, preds, true, pattern):
     with pytest.raises(InvalidParameterError, match=re.escape(pattern)):
         plot_parity(preds, true, tmp_path / "p.png")
     assert not list(tmp_path.iterdir())
+
+
+def test_a_prediction_of_zero_is_drawn_at_the_edge(tmp_path):
+    # a log axis has no 0: the chain is still shown, not an error after the evaluation
+    zeros = TRUE.copy()
+    zeros[:5, 0] = 0.0
+    assert plot_parity({"m": zeros}, TRUE, tmp_path / "p.png").stat().st_size > 0
 
 
 def test_a_target_in_a_missing_folder_is_refused(tmp_path):

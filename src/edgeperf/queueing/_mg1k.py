@@ -154,8 +154,8 @@ def mg1k(arrival_rate: float, service: ServiceLaw, capacity: int,
          method: Method = "exact", *, name: str = "station") -> StationMetrics:
     """Performance of an M/G/1/K station with the given service law.
 
-    ``method="exact"`` gives every field; none is formed by subtracting from 1,
-    so a loss or a waiting time far below 1e-16 keeps its relative precision;
+    ``method="exact"`` gives every field; no small one is formed by subtracting
+    from 1, so a loss or a waiting time far below 1e-16 keeps its relative precision;
     ``method="mgs"`` gives MacGregor
     Smith's approximate loss and what follows from it (throughput,
     utilisation), and ``None`` for what it cannot give.

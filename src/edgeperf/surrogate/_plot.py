@@ -3,7 +3,8 @@ throughput ratio and response time, one row of panels per model.
 
 Both axes are logarithmic: the chains that lose most of their jobs, where the
 error concentrates, sit in the first decade of the throughput ratio and would
-be a smudge at the origin on a linear axis. Dashed lines mark ±10%.
+be a smudge at the origin on a linear axis. Dashed lines mark ±10%; a
+prediction of 0 is drawn at the lower edge.
 """
 
 from __future__ import annotations
@@ -34,8 +35,8 @@ def _checked(preds: object, true: object) -> tuple[dict[str, np.ndarray], np.nda
     out = {}
     for name, p in preds.items():
         p = np.asarray(p, dtype=float)
-        if p.shape != t.shape or not np.all(p > 0) or not np.all(np.isfinite(p)):
-            raise v.fail("plot_parity", "preds", f"positive finite predictions shaped like "
+        if p.shape != t.shape or not np.all(p >= 0) or not np.all(np.isfinite(p)):
+            raise v.fail("plot_parity", "preds", f"finite predictions >= 0 shaped like "
                          f"'true' {t.shape} for every model", f"{name}: {p.shape}")
         out[str(name)] = p
     return out, t
@@ -56,10 +57,11 @@ def plot_parity(preds: Mapping[str, object], true: object, path: str | Path, *,
     for row, (name, p) in enumerate(preds.items()):
         for k, label in enumerate(_TARGETS):
             ax = fig.add_subplot(len(preds), 2, 2 * row + k + 1)
-            low = min(t[:, k].min(), p[:, k].min()) / 1.2
+            low = min(t[:, k].min(), p[:, k][p[:, k] > 0].min(initial=np.inf)) / 1.2
             high = max(t[:, k].max(), p[:, k].max()) * 1.2
             line = np.geomspace(low, high, 50)
-            ax.scatter(t[:, k], p[:, k], s=2, alpha=0.3, linewidths=0, rasterized=True)
+            ax.scatter(t[:, k], np.maximum(p[:, k], low), s=2, alpha=0.3, linewidths=0,
+                       rasterized=True)
             ax.plot(line, line, color="black", linewidth=0.8)
             for factor in (1 - _BAND, 1 + _BAND):
                 ax.plot(line, factor * line, color="grey", linewidth=0.6, linestyle="--")
