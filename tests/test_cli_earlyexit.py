@@ -55,6 +55,8 @@ def test_profile_imports_ceed(capsys, tmp_path):
     (["profile", "--out", "x.json"], r"edgeperf profile: give a model folder or --ceed DIR \(one\)\."),
     (["train-exits", "--out", "x", "--model", "alexnet"],
      r"The 'model' parameter of train_digits must be one of .* Got 'alexnet'\."),
+    (["train-exits", "--out", "x", "--seed", str(2**32)],  # scikit-learn's split takes no more
+     r"Invalid value for '--seed': .*less than or equal to 4294967295"),
 ])
 def test_bad_input_is_one_line(capsys, argv, pattern):
     assert_one_error_line(*run(capsys, *argv), pattern)

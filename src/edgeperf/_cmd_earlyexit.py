@@ -37,7 +37,8 @@ def train_exits_command(
     epochs: Annotated[int, typer.Option(help="Training epochs.")] = 10,
     scheme: Annotated[str, typer.Option(help="joint (all weights) or heads (frozen backbone).")]
         = "joint",
-    seed: Annotated[int, typer.Option(help="Seed: splits, initial weights and batches.")] = 0,
+    seed: Annotated[int, typer.Option(help="Seed: splits, initial weights and batches.",
+                                      min=0, max=2**32 - 1)] = 0,
     measure: Annotated[str, typer.Option(help="Confidence in the exit table: max_softmax, "
                                               "margin or entropy.")] = "max_softmax",
 ) -> None:

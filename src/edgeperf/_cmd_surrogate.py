@@ -9,6 +9,8 @@ from typing import Annotated
 
 import typer
 
+from ._validation import SEED_MAX
+
 surrogate_app = typer.Typer(no_args_is_help=True, help="The learned twin: a ChainNet-style GNN "
                             "trained on deployments the simulator labels.")
 
@@ -81,7 +83,7 @@ def train_command(
     val_share: Annotated[float, typer.Option(help="Share of the data held out for early "
                                                   "stopping.")] = 0.2,
     seed: Annotated[int, typer.Option(help="Seed of the split, the weights and the batches.",
-                                      min=0)] = 0,
+                                      min=0, max=SEED_MAX)] = 0,
     name: Annotated[str | None, typer.Option(help="File name (stem) of the saved model; "
                                                   "default: the network's name.")] = None,
     hidden: Annotated[int | None, typer.Option(help="Width of the network's hidden states; "

@@ -71,6 +71,20 @@ def integer(owner: str, name: str, value: object, *, low: int) -> int:
     return int(value)  # type: ignore[call-overload]
 
 
+#: The largest seed torch's generators take (numpy's take any int >= 0);
+#: scikit-learn's random_state takes at most 2**32 - 1.
+SEED_MAX = 2**64 - 1
+
+
+def seed(owner: str, name: str, value: object, *, bits: int = 64) -> int:
+    """A seed: an int from 0 to 2**bits - 1 (64 for torch, 32 for scikit-learn)."""
+    is_int = type(value) is int or (isinstance(value, numbers.Integral)
+                                    and not isinstance(value, bool))
+    if not is_int or not 0 <= value < 2**bits:  # type: ignore[operator]
+        raise fail(owner, name, f"an int from 0 to 2**{bits} - 1", value)
+    return int(value)  # type: ignore[call-overload]
+
+
 def output_file(owner: str, name: str, path: Path) -> Path:
     """A file to write: in an existing folder and not itself a folder. Checked
     before long work, so a bad target fails at once rather than after it."""

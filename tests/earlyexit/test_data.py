@@ -103,7 +103,10 @@ def test_custom_fractions():
 @pytest.mark.parametrize(("kwargs", "match"), [
     ({"size": 4}, r"The 'size' parameter of digits_splits must be an int >= 8\. Got 4\."),
     ({"channels": 0}, r"'channels' parameter of digits_splits must be an int >= 1\. Got 0\."),
-    ({"seed": -1}, r"'seed' parameter of digits_splits must be an int >= 0\. Got -1\."),
+    ({"seed": -1}, r"'seed' parameter of digits_splits must be an int from 0 to 2\*\*32 - 1\. "
+                   r"Got -1\."),
+    ({"seed": 2**32}, r"'seed' parameter of digits_splits must be an int from 0 to 2\*\*32 - 1\. "
+                      r"Got 4294967296\."),
     ({"fractions": (0.5, 0.5)}, r"'fractions' parameter of digits_splits must be three "
                                 r"finite numbers > 0 summing to 1\. Got \(0\.5, 0\.5\)\."),
     ({"fractions": (0.8, 0.2, 0.0)}, r"'fractions' .* > 0 summing to 1\. Got \(0\.8, 0\.2, 0\.0\)"),

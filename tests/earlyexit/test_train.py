@@ -230,7 +230,10 @@ class _BadLabels(Dataset):
     ({"batch_size": 0}, r"'batch_size' parameter of train_exits must be an int >= 1\. Got 0\."),
     ({"lr": 0.0}, r"'lr' parameter of train_exits must be a finite number > 0\. Got 0\.0\."),
     ({"weight_decay": -1.0}, r"'weight_decay' .* must be a finite number >= 0\. Got -1\.0\."),
-    ({"seed": -3}, r"'seed' parameter of train_exits must be an int >= 0\. Got -3\."),
+    ({"seed": -3}, r"'seed' parameter of train_exits must be an int from 0 to 2\*\*64 - 1\. "
+                   r"Got -3\."),
+    ({"seed": 2**64}, r"'seed' parameter of train_exits must be an int from 0 to 2\*\*64 - 1\. "
+                      r"Got 18446744073709551616\."),
     ({"progress": "yes"}, r"'progress' parameter of train_exits must be a bool\. Got 'yes'\."),
     ({"exit_weights": [1.0]},
      r"The 'exit_weights' parameter of train_exits must be 2 finite "

@@ -187,6 +187,9 @@ def test_sample_and_option_errors(profile):
         time_layers(kinds=["gru"])
     with pytest.raises(InvalidParameterError, match=r"'per_kind' parameter of time_layers"):
         time_layers(per_kind=0)
+    with pytest.raises(InvalidParameterError, match=r"'seed' parameter of time_layers must be an "
+                                                    r"int from 0 to 2\*\*64 - 1\. Got -1\."):
+        time_layers(seed=-1)  # numpy would raise a ValueError of its own
     with pytest.raises(InvalidParameterError, match=r"'profile' parameter of samples_from"):
         samples_from_profile({"blocks": []})  # type: ignore[arg-type]
     with pytest.raises(InvalidParameterError, match=r"'predictor' parameter of predicted_prof"):

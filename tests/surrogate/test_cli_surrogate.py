@@ -112,6 +112,8 @@ def test_the_analytic_baseline_needs_no_model_file(capsys):
     (["train", "missing.npz"], r".*missing\.npz.*"),
     (["train", "x.npz", "--seed", "-1"], r"Invalid value for '--seed': .*greater than or equal "
                                          r"to 0"),
+    (["train", "x.npz", "--seed", str(2**64)], r"Invalid value for '--seed': .*less than or "
+                                               r"equal to 18446744073709551615"),
     (["train", "x.npz", "--name", "a/b"], r"The '--name' parameter of surrogate train must be "
                                           r"a plain file name, no folder\. Got 'a/b'\."),
 ])

@@ -138,6 +138,10 @@ def test_errors():
         build_model("chainnet", depth=3)
     with pytest.raises(InvalidParameterError, match="'iterations' parameter of ChainNetModel"):
         build_model("chainnet", iterations=0)
+    for seed in (-1, 2**64):
+        with pytest.raises(InvalidParameterError, match=r"'seed' parameter of GATModel must be an "
+                                                        r"int from 0 to 2\*\*64 - 1"):
+            build_model("gat", seed=seed)
     with pytest.raises(InvalidParameterError, match=r"'readout' parameter of ChainNetModel must "
                                                     r"be one of \['hops', 'chain'\]"):
         build_model("chainnet", readout="device")

@@ -28,6 +28,7 @@ import torch
 from torch.utils.data import Dataset, TensorDataset
 
 from .._validation import fail, integer
+from .._validation import seed as v_seed
 
 __all__ = ["Splits", "digits_splits", "as_dataset", "DIGITS_CLASSES"]
 
@@ -74,7 +75,7 @@ def digits_splits(*, size: int = 32, channels: int = 1, seed: int = 0,
     owner = "digits_splits"
     size = integer(owner, "size", size, low=8)
     channels = integer(owner, "channels", channels, low=1)
-    seed = integer(owner, "seed", seed, low=0)
+    seed = v_seed(owner, "seed", seed, bits=32)  # scikit-learn's random_state
     f_train, f_cal, f_test = _fractions(owner, fractions)
     from sklearn.datasets import load_digits
     from sklearn.model_selection import train_test_split

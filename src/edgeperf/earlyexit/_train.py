@@ -46,6 +46,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset, TensorDataset
 
 from .._validation import fail, integer, non_negative, positive
+from .._validation import seed as v_seed
 from ._data import Shown, as_dataset, check_labels
 
 __all__ = ["SCHEMES", "EpochRecord", "TrainReport", "train_exits", "evaluate_exits",
@@ -132,7 +133,7 @@ def train_exits(net: nn.Module, train: object, *, scheme: str = "joint", epochs:
     batch_size = integer(owner, "batch_size", batch_size, low=1)
     lr = positive(owner, "lr", lr)
     weight_decay = non_negative(owner, "weight_decay", weight_decay)
-    seed = integer(owner, "seed", seed, low=0)
+    seed = v_seed(owner, "seed", seed)
     if not isinstance(progress, bool):
         raise fail(owner, "progress", "a bool", progress)
     weights = _exit_weights(owner, exit_weights, int(net.n_exits))

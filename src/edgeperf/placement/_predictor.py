@@ -153,6 +153,7 @@ def time_layers(*, per_kind: int = 24, kinds: Sequence[str] = LAYER_KINDS,
     per_kind = v.integer(owner, "per_kind", per_kind, low=1)
     repetitions = v.integer(owner, "repetitions", repetitions, low=1)
     warmup = v.integer(owner, "warmup", warmup, low=0)
+    seed = v.seed(owner, "seed", seed)
     configs = _configs()
     if isinstance(kinds, str) or not kinds or any(k not in configs for k in kinds):
         raise v.fail(owner, "kinds", f"a non-empty list among {list(LAYER_KINDS)}", kinds)

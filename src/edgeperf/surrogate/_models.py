@@ -70,7 +70,7 @@ class SurrogateModel(nn.Module):
     def __init__(self, hidden: int, seed: int) -> None:
         super().__init__()
         v.integer(type(self).__name__, "hidden", hidden, low=2)
-        v.integer(type(self).__name__, "seed", seed, low=0)
+        v.seed(type(self).__name__, "seed", seed)
         self.config: dict[str, Any] = {"hidden": hidden, "seed": seed}
         self.training_report: dict[str, Any] | None = None
         for key, size in _SETS.items():

@@ -125,7 +125,7 @@ def _check(model: object, epochs: int, lr: float, batch_size: int, patience: int
     v.positive("train", "lr", lr)
     v.integer("train", "batch_size", batch_size, low=1)
     v.integer("train", "patience", patience, low=1)
-    v.integer("train", "seed", seed, low=0)
+    v.seed("train", "seed", seed)
     v.integer("train", "threads", threads, low=1)
 
 
