@@ -27,6 +27,9 @@ _OWNER = "mg1k"
 #: terms. Slowly decaying counts get twice as many, and again, up to _MAX_TERMS.
 _EXTRA_TERMS = 16
 _MAX_TERMS = 4096
+#: From this loss on, 1 - 1/(pi_0 + rho) loses at most 3 of its 16 digits and needs
+#: no sum of tails beyond the chain's own.
+_SUBTRACT_FROM = 1e-3
 _EPS = float(np.finfo(float).eps)
 
 
@@ -82,17 +85,23 @@ def _tails(a: np.ndarray) -> np.ndarray:
 
 def _solve(service: ServiceLaw, rate: float, capacity: int, rho: float
            ) -> tuple[np.ndarray, float]:
-    """The departure law and the arrivals refused per departure, from as many terms
-    of the arrival pmf as it takes for the mass beyond them to be either kept (large
-    enough for 1 - sum(a) to resolve it) or negligible."""
+    """The departure law and the loss probability.
+
+    A loss of _SUBTRACT_FROM or more keeps its digits as 1 - 1/(pi_0 + rho). A
+    smaller one is the arrivals refused per departure over pi_0 + rho, summed from
+    as many terms of the arrival pmf as it takes for the mass beyond them to be
+    either kept (large enough for 1 - sum(a) to resolve it) or negligible."""
     n = capacity - 1 + _EXTRA_TERMS
     while True:
         a = service.arrival_pmf(rate, n)
         tail = _tails(a)
         pi = _departures(a, tail, capacity)
+        norm = pi[0] + rho
+        if 1.0 - 1.0 / norm >= _SUBTRACT_FROM:
+            return pi, 1.0 - 1.0 / norm
         refused = _refused_per_departure(pi, tail, rho)
         if tail[-1] > 0.0 or n >= _MAX_TERMS or _negligible_beyond(a, pi, refused):
-            return pi, refused
+            return pi, refused / norm
         n = min(2 * n, _MAX_TERMS)
 
 
@@ -172,12 +181,11 @@ def mg1k(arrival_rate: float, service: ServiceLaw, capacity: int,
                               utilization=rho * (1.0 - loss))
     if method != "exact":
         raise v.fail(_OWNER, "method", "one of 'exact', 'mgs'", method)
-    pi, refused = _solve(service, rate, k, rho)
     # Time-average law: p_j = pi_j / (pi_0 + rho) for j < K, and p_K = 1 - 1/(pi_0 + rho):
     # of the pi_0 + rho arrivals per departure (pi_0 in an idle period, rho in service)
     # all but one, the job that departs next, are refused.
+    pi, loss = _solve(service, rate, k, rho)
     norm = pi[0] + rho
-    loss = refused / norm
     p = np.append(pi / norm, loss)
     throughput = rate * (1.0 - loss)
     mean_number = float(np.arange(k + 1) @ p)
