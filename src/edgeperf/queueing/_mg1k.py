@@ -24,7 +24,8 @@ Method = Literal["exact", "mgs"]
 _OWNER = "mg1k"
 #: Arrival-count terms beyond the K - 1 the chain needs, to start with: at light
 #: load they make the mass beyond them negligible, so every tail is a sum of known
-#: terms. Slowly decaying counts get twice as many, and again, up to _MAX_TERMS.
+#: terms. For a small loss, slowly decaying counts get twice as many, and again,
+#: up to _MAX_TERMS.
 _EXTRA_TERMS = 16
 _MAX_TERMS = 4096
 #: From this loss on, 1 - 1/(pi_0 + rho) loses at most 3 of its 16 digits and needs
