@@ -17,8 +17,9 @@ of draws where the lead reaches the issue's goal, 30%.
 
 On the published data, the shipped model's and the seed-0 GAT's
 throughput-ratio errors are also split by the chain's true ratio: the bands
-show where the lead is made. Their predictions against the published labels,
-chain by chain, are drawn in benchmarks/results/surrogate_lead.png.
+show where the lead is made, and so does a split by the number of chains of
+each chain's deployment (1 to 3). Their predictions against the published
+labels, chain by chain, are drawn in benchmarks/results/surrogate_lead.png.
 
 Every model sees the same features, among them the outputs of the M/M/1/K
 decomposition (``QUEUEING``), which give the GAT a strong prior. ChainNet's
@@ -95,6 +96,24 @@ def by_band(true: np.ndarray, preds: dict[str, np.ndarray]) -> list[dict]:
              "share_of_gap": (b["mape"] - a["mape"]) * a["chains"] / gap} for a, b in pairs]
 
 
+def by_chain_count(counts: np.ndarray, true: np.ndarray, preds: dict[str, np.ndarray]
+                   ) -> list[dict]:
+    """Throughput-ratio MAPE of each model by the number of chains in the chain's
+    deployment (``counts``, per chain), the lead there and each group's share of the
+    gap between their summed errors."""
+    error = {kind: np.abs(p[:, 0] - true) / true * 100.0 for kind, p in preds.items()}
+    gap = (error["gat"] - error["chainnet"]).sum()
+    out = []
+    for n in np.unique(counts):
+        k = counts == n
+        ours, theirs = error["chainnet"][k].mean(), error["gat"][k].mean()
+        out.append({"chains_per_deployment": int(n), "chains": int(k.sum()),
+                    "chainnet": float(ours), "gat": float(theirs),
+                    "lead": float(1.0 - ours / theirs),
+                    "share_of_gap": float((error["gat"][k] - error["chainnet"][k]).sum() / gap)})
+    return out
+
+
 def without_queueing(graph):  # noqa: ANN001, ANN201 - a DeploymentGraph
     """``graph`` with the QUEUEING features held at their neutral values."""
     import dataclasses
@@ -142,10 +161,11 @@ def measure() -> dict:
     else:
         print(f"{CHAINNET} not found: the published deployments are left out", flush=True)
     first = SEEDS.index(SEED)
-    out: dict = {"datasets": [], "bands": None}
+    out: dict = {"datasets": [], "bands": None, "by_chains": None}
     for key, samples in sets.items():
         graphs, true = encode_samples(samples), _label_rows(samples)
-        owner = np.repeat(np.arange(len(samples)), [len(s.labels) for s in samples])
+        sizes = [len(s.labels) for s in samples]
+        owner = np.repeat(np.arange(len(samples)), sizes)
         chains = len(true)
         row = {"dataset": key, "deployments": len(samples), "chains": chains, "comparisons": []}
         for features, pair in models.items():
@@ -165,6 +185,7 @@ def measure() -> dict:
             if key == "chainnet_val" and features == FEATURES[0]:
                 shown = {kind: p[first] for kind, p in preds.items()}
                 out["bands"] = by_band(true[:, 0], shown)
+                out["by_chains"] = by_chain_count(np.repeat(sizes, sizes), true[:, 0], shown)
                 plot_parity({f"{kind}, seed {SEED}": p for kind, p in shown.items()}, true, PLOT,
                             title=f"ChainNet's {chains} published chains")
         out["datasets"].append(row)
@@ -202,6 +223,15 @@ def markdown_table(result: dict) -> str:
         for b in result["bands"]:
             closing = "]" if b["high"] == 1.0 else ")"
             lines.append(f"| [{b['low']:g}, {b['high']:g}{closing} | {b['chains']} | "
+                         f"{b['chainnet']:.2f} | {b['gat']:.2f} | {b['lead']:.0%} | "
+                         f"{b['share_of_gap']:.0%} |")
+    if result.get("by_chains"):
+        lines += ["", f"Published deployments, seed {result['settings']['bands_seed']}, "
+                  "throughput ratio, by the number of chains in the deployment:", "",
+                  "| chains per deployment | chains | chainnet MAPE, % | GAT MAPE, % | lead "
+                  "| share of the gap |", "|---|---|---|---|---|---|"]
+        for b in result["by_chains"]:
+            lines.append(f"| {b['chains_per_deployment']} | {b['chains']} | "
                          f"{b['chainnet']:.2f} | {b['gat']:.2f} | {b['lead']:.0%} | "
                          f"{b['share_of_gap']:.0%} |")
     return "\n".join(lines)
