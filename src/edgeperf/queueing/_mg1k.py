@@ -98,8 +98,9 @@ def _solve(service: ServiceLaw, rate: float, capacity: int, rho: float
         tail = _tails(a)
         pi = _departures(a, tail, capacity)
         norm = pi[0] + rho
-        if 1.0 - 1.0 / norm >= _SUBTRACT_FROM:
-            return pi, 1.0 - 1.0 / norm
+        subtracted = 1.0 - 1.0 / norm
+        if subtracted >= _SUBTRACT_FROM:
+            return pi, subtracted
         refused = _refused_per_departure(pi, tail, rho)
         if tail[-1] > 0.0 or n >= _MAX_TERMS or _negligible_beyond(a, pi, refused):
             return pi, refused / norm

@@ -19,7 +19,7 @@ from .._atomic import atomic_path
 
 __all__ = ["plot_parity"]
 
-_TARGETS = ("throughput ratio", "response time")
+_TARGETS = {"tput_ratio": "throughput ratio", "response_time": "response time"}  # mape's keys
 _BAND = 0.10  # the dashed lines: ±10%
 
 
@@ -28,7 +28,7 @@ def _checked(preds: object, true: object) -> tuple[dict[str, np.ndarray], np.nda
     if t.ndim != 2 or t.shape[1] != 2 or len(t) == 0 or not np.all(t > 0) \
             or not np.all(np.isfinite(t)):
         raise v.fail("plot_parity", "true", "a non-empty array [chains, 2] of positive finite "
-                     "values (throughput ratio, response time)", getattr(t, "shape", t))
+                     "values (throughput ratio, response time)", t.shape)
     if not isinstance(preds, Mapping) or not preds:
         raise v.fail("plot_parity", "preds", "a non-empty mapping of model name to predictions",
                      type(preds).__name__)
@@ -50,12 +50,15 @@ def plot_parity(preds: Mapping[str, object], true: object, path: str | Path, *,
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
+    from ._train import mape
+
     preds, t = _checked(preds, true)
     target = v.output_file("plot_parity", "path", Path(path))
     fig = Figure(figsize=(7.0, 3.2 * len(preds)), layout="constrained")
     FigureCanvasAgg(fig)
     for row, (name, p) in enumerate(preds.items()):
-        for k, label in enumerate(_TARGETS):
+        errors = mape(p, t)
+        for k, (key, label) in enumerate(_TARGETS.items()):
             ax = fig.add_subplot(len(preds), 2, 2 * row + k + 1)
             low = min(t[:, k].min(), p[:, k][p[:, k] > 0].min(initial=np.inf)) / 1.2
             high = max(t[:, k].max(), p[:, k].max()) * 1.2
@@ -66,8 +69,7 @@ def plot_parity(preds: Mapping[str, object], true: object, path: str | Path, *,
             for factor in (1 - _BAND, 1 + _BAND):
                 ax.plot(line, factor * line, color="grey", linewidth=0.6, linestyle="--")
             ax.set(xscale="log", yscale="log", xlim=(low, high), ylim=(low, high))
-            mape = float(np.mean(np.abs(p[:, k] - t[:, k]) / t[:, k]) * 100.0)
-            ax.set_title(f"{name}: {label}, MAPE {mape:.2f}%", fontsize=9)
+            ax.set_title(f"{name}: {label}, MAPE {errors[key]:.2f}%", fontsize=9)
             ax.set_xlabel(f"true {label}", fontsize=8)
             ax.set_ylabel(f"predicted {label}", fontsize=8)
             ax.tick_params(labelsize=7)
