@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import math
 import numbers
-from collections.abc import Sequence
+import os
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -85,6 +86,21 @@ def seed(owner: str, name: str, value: object, *, bits: int = 64) -> int:
     if not _is_int(value) or not 0 <= value < 2**bits:  # type: ignore[operator]
         raise fail(owner, name, f"an int from 0 to 2**{bits} - 1", value)
     return int(value)  # type: ignore[call-overload]
+
+
+def path(owner: str, name: str, value: object, *, kind: str = "file") -> Path:
+    """A non-empty str or os.PathLike, as a Path; ``kind`` names what it should lead to."""
+    if not isinstance(value, (str, os.PathLike)) or not str(value):
+        raise fail(owner, name, f"a {kind} path (str or os.PathLike)", value)
+    return Path(value)
+
+
+def listed(owner: str, name: str, value: object, rule: str) -> list:
+    """The items of a list, tuple or other iterable (not a string or mapping) as a list;
+    ``rule`` says what the items must be."""
+    if isinstance(value, (str, bytes, Mapping)) or not isinstance(value, Iterable):
+        raise fail(owner, name, rule, type(value).__name__)
+    return list(value)
 
 
 def output_file(owner: str, name: str, path: Path) -> Path:

@@ -221,6 +221,12 @@ def test_not_a_directory(tmp_path):
     with pytest.raises(ScenarioError, match=r"nope: is not a directory \(give a ChainNet data "
                                             r"folder"):
         read_chainnet(tmp_path / "nope")
+    with pytest.raises(InvalidParameterError, match=r"'directory' parameter of read_chainnet "
+                       r"must be a folder path \(str or os\.PathLike\)\. Got None\."):
+        read_chainnet(None)
+    with pytest.raises(InvalidParameterError, match=r"'out' parameter of import_chainnet must "
+                       r"be a folder path .*Got None\."):
+        import_chainnet(write_set(tmp_path / "data"), None)
 
 
 @pytest.mark.parametrize(("kwargs", "message"), [

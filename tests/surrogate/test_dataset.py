@@ -93,6 +93,12 @@ def test_save_rejects_what_json_cannot_hold(samples, tmp_path):
     with pytest.raises(InvalidParameterError, match=r"device_loss keys naming devices .*"
                        r"Got 'nowhere'"):
         save_dataset([stray], tmp_path / "d.npz", meta={})
+    with pytest.raises(InvalidParameterError, match=r"'samples' parameter of save_dataset must "
+                       r"be a sequence of Sample\. Got 'NoneType'\."):
+        save_dataset(None, tmp_path / "d.npz", meta={})
+    with pytest.raises(InvalidParameterError, match=r"'path' parameter of save_dataset must be "
+                       r"a file path .*Got None\."):
+        save_dataset(samples, None, meta={})
     assert list(tmp_path.iterdir()) == []
 
 
@@ -104,6 +110,10 @@ def test_load_names_the_file_and_what_is_wrong(samples, tmp_path):
         load_dataset(text)
     with pytest.raises(InvalidParameterError, match=r"cannot be read"):
         load_dataset(tmp_path / "missing.npz")
+    for bad in (None, ""):
+        with pytest.raises(InvalidParameterError, match=r"'path' parameter of load_dataset must "
+                           r"be a file path \(str or os\.PathLike\)"):
+            load_dataset(bad)
     (tmp_path / "empty.npz").write_bytes(b"")
     np.save(tmp_path / "array.npy", np.zeros(3))
     for path in (tmp_path / "empty.npz", tmp_path / "array.npy"):

@@ -61,6 +61,9 @@ def test_errors():
         evaluate_model(Fixed(float("nan"), 2.0), [good])
     with pytest.raises(InvalidParameterError, match="non-empty list of labelled deployments"):
         evaluate_model(AnalyticModel(), [])
+    with pytest.raises(InvalidParameterError, match=r"'samples' parameter of evaluate_model must "
+                       r"be a non-empty list of labelled .*Got 'NoneType'\."):
+        evaluate_model(AnalyticModel(), None)
     with pytest.raises(InvalidParameterError, match="'batch' parameter of evaluate_model"):
         evaluate_model(AnalyticModel(), [sample([{"tput_ratio": 1, "response_time": 1}] * 2)],
                        batch=0)

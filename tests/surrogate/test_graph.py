@@ -14,7 +14,7 @@ from edgeperf.exceptions import InvalidParameterError
 from edgeperf.io import parse_scenario
 from edgeperf.surrogate import random_deployment
 from edgeperf.surrogate._graph import (CHAIN_FEATURES, DEVICE_FEATURES, FRAGMENT_FEATURES,
-                                       collate, encode, encode_batch)
+                                       collate, encode, encode_batch, encode_samples)
 
 
 def col(names, name):
@@ -133,6 +133,14 @@ def test_errors():
             encode(two_chains(), [{**TWO_LABELS[0], **bad}, TWO_LABELS[1]])
     with pytest.raises(InvalidParameterError, match="non-empty list of DeploymentGraph"):
         collate([])
+    with pytest.raises(InvalidParameterError, match=r"'graphs' parameter of collate must be a "
+                       r"non-empty list of DeploymentGraph\. Got 'NoneType'\."):
+        collate(None)
+    with pytest.raises(InvalidParameterError, match=r"'samples' parameter of encode_samples must "
+                       r"be objects with 'scenario' and 'labels'\. Got 'NoneType'\."):
+        encode_samples(None)
+    with pytest.raises(InvalidParameterError, match=r"encode_samples .*Got 'dict'"):
+        encode_samples({"scenario": {}, "labels": []})  # a mapping is not a list of samples
     with pytest.raises(InvalidParameterError, match="'target' parameter of DeploymentGraph"):
         encode(two_chains()).labels()
     with pytest.raises(InvalidParameterError, match="'systems' parameter of encode_batch"):

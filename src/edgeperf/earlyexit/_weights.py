@@ -49,7 +49,7 @@ def save(net: EarlyExitNet, path: str | os.PathLike[str]) -> Path:
     """Write ``net``'s weights to ``path`` (safetensors) atomically; returns the path."""
     if not isinstance(net, EarlyExitNet):
         raise v.fail("save", "net", "an EarlyExitNet", type(net).__name__)
-    path = _path("save", path)
+    path = v.path("save", "path", path)
     try:
         config = json.dumps(net.config, sort_keys=True)
     except (TypeError, ValueError):
@@ -67,17 +67,11 @@ def save(net: EarlyExitNet, path: str | os.PathLike[str]) -> Path:
     return path
 
 
-def _path(owner: str, path: object) -> Path:
-    if not isinstance(path, (str, os.PathLike)) or not str(path):
-        raise v.fail(owner, "path", "a file path (str or os.PathLike)", path)
-    return Path(path)
-
-
 def _read(owner: str, path: object) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
     """Tensors and metadata of a safetensors file, or one clear error."""
     from safetensors import SafetensorError, safe_open
 
-    p = _path(owner, path)
+    p = v.path(owner, "path", path)
     if not p.is_file():
         raise v.fail(owner, "path", "an existing safetensors weights file", str(p))
 

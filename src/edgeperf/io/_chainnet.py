@@ -141,7 +141,7 @@ class _DataFile:
 
 
 def _folder(directory: str | Path) -> Path:
-    folder = Path(directory)
+    folder = v.path("read_chainnet", "directory", directory, kind="folder")
     if not folder.is_dir():
         raise ScenarioError(f"{folder}: is not a directory (give a ChainNet data folder, such as "
                             f"its val/ folder with numNodes.txt, path.txt, ...).")
@@ -248,7 +248,8 @@ def import_chainnet(directory: str | Path, out: str | Path,
     Returns the paths written, the scenarios first and labels.json last. Every
     scenario is checked with :func:`parse_scenario` before anything is written.
     """
-    folder, target = Path(directory), Path(out)
+    folder = v.path("import_chainnet", "directory", directory, kind="folder")
+    target = v.path("import_chainnet", "out", out, kind="folder")
     read = read_chainnet(folder, samples)
     for sample in read:
         parse_scenario(sample.scenario, source=f"{folder} sample {sample.index}")

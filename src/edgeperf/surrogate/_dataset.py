@@ -134,10 +134,12 @@ def save_dataset(samples: Sequence[Sample], path: str | Path, *,
                  meta: Mapping[str, Any]) -> Path:
     """Write ``samples`` and ``meta`` to ``path`` (the schema above); the file appears
     whole or not at all."""
+    rule = "a sequence of Sample"
+    samples = v.listed("save_dataset", "samples", samples, rule)
     if not all(isinstance(s, Sample) for s in samples):
-        raise v.fail("save_dataset", "samples", "a sequence of Sample", type(samples).__name__)
+        raise v.fail("save_dataset", "samples", rule, type(samples).__name__)
+    target = v.path("save_dataset", "path", path)
     arrays = _arrays(samples, meta)
-    target = Path(path)
     with atomic_path(target) as tmp, tmp.open("wb") as f:  # a file: savez adds no suffix
         np.savez_compressed(f, **arrays)
     return target
@@ -187,7 +189,7 @@ def _samples(data: dict[str, np.ndarray]) -> list[Sample]:
 
 def load_dataset(path: str | Path) -> Dataset:
     """Read a file written by :func:`save_dataset` (no pickle involved)."""
-    source = Path(path)
+    source = v.path("load_dataset", "path", path)
     data = _read(source)
     meta = _meta(data, source)
     try:

@@ -34,10 +34,10 @@ def evaluate_model(model: Any, samples: Sequence[Any], *, batch: int = 256,
     from ._graph import encode_batch
     from ._train import mape
 
-    items = list(samples)
+    rule = "a non-empty list of labelled deployments (with 'scenario' and 'labels')"
+    items = v.listed("evaluate_model", "samples", samples, rule)
     if not items or not all(hasattr(s, "scenario") and hasattr(s, "labels") for s in items):
-        raise v.fail("evaluate_model", "samples", "a non-empty list of labelled deployments "
-                     "(with 'scenario' and 'labels')", samples)
+        raise v.fail("evaluate_model", "samples", rule, samples)
     v.integer("evaluate_model", "batch", batch, low=1)
     if plot is not None:
         v.output_file("evaluate_model", "plot", Path(plot))

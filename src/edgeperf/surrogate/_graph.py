@@ -323,11 +323,11 @@ def encode_samples(samples: Sequence[Any]) -> list[DeploymentGraph]:
     ``labels`` (:class:`edgeperf.io.ChainNetSample`, the generated data set's samples)."""
     from ..io import parse_scenario
 
+    rule = "objects with 'scenario' and 'labels'"
     graphs = []
-    for n, sample in enumerate(samples):
+    for n, sample in enumerate(v.listed("encode_samples", "samples", samples, rule)):
         if not hasattr(sample, "scenario") or not hasattr(sample, "labels"):
-            raise v.fail("encode_samples", "samples", "objects with 'scenario' and 'labels'",
-                         type(sample).__name__)
+            raise v.fail("encode_samples", "samples", rule, type(sample).__name__)
         source = f"sample {getattr(sample, 'index', n)}"
         system = parse_scenario(sample.scenario, source=source)
         try:
@@ -339,9 +339,10 @@ def encode_samples(samples: Sequence[Any]) -> list[DeploymentGraph]:
 
 def collate(graphs: Sequence[DeploymentGraph]) -> DeploymentGraph:
     """One batch of many deployments: node sets stacked, indices shifted."""
-    graphs = list(graphs)
+    rule = "a non-empty list of DeploymentGraph"
+    graphs = v.listed("collate", "graphs", graphs, rule)
     if not graphs or not all(isinstance(g, DeploymentGraph) for g in graphs):
-        raise v.fail("collate", "graphs", "a non-empty list of DeploymentGraph",
+        raise v.fail("collate", "graphs", rule,
                      type(graphs[0]).__name__ if graphs else graphs)
     if len(graphs) == 1:
         return graphs[0]

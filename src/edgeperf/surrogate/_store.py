@@ -31,9 +31,7 @@ _STEM = "chainnet"
 
 def _paths(owner: str, target: object) -> tuple[Path, Path]:
     """(weights, description) for a folder or a file path."""
-    if not isinstance(target, (str, os.PathLike)) or not str(target):
-        raise v.fail(owner, "path", "a folder or file path (str or os.PathLike)", target)
-    path = Path(target)
+    path = v.path(owner, "path", target, kind="folder or file")
     if path.is_dir():
         path = path / _STEM
     return path.with_suffix(".safetensors"), path.with_suffix(".json")
