@@ -64,6 +64,9 @@ def test_errors():
     with pytest.raises(InvalidParameterError, match=r"'samples' parameter of evaluate_model must "
                        r"be a non-empty list of labelled .*Got 'NoneType'\."):
         evaluate_model(AnalyticModel(), None)
+    with pytest.raises(InvalidParameterError, match=r"'plot' parameter of evaluate_model must "
+                       r"be a file path .*Got 3\."):
+        evaluate_model(AnalyticModel(), [good], plot=3)
     with pytest.raises(InvalidParameterError, match="'batch' parameter of evaluate_model"):
         evaluate_model(AnalyticModel(), [sample([{"tput_ratio": 1, "response_time": 1}] * 2)],
                        batch=0)

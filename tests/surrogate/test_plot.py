@@ -53,3 +53,6 @@ def test_a_prediction_of_zero_is_drawn_at_the_edge(tmp_path):
 def test_a_target_in_a_missing_folder_is_refused(tmp_path):
     with pytest.raises(InvalidParameterError, match="must be a file in an existing folder"):
         plot_parity({"m": TRUE}, TRUE, tmp_path / "missing" / "p.png")
+    with pytest.raises(InvalidParameterError, match=r"'path' parameter of plot_parity must be "
+                       r"a file path \(str or os\.PathLike\)\. Got None\."):
+        plot_parity({"m": TRUE}, TRUE, None)

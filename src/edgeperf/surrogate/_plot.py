@@ -53,7 +53,7 @@ def plot_parity(preds: Mapping[str, object], true: object, path: str | Path, *,
     from ._train import mape
 
     preds, t = _checked(preds, true)
-    target = v.output_file("plot_parity", "path", Path(path))
+    target = v.output_file("plot_parity", "path", v.path("plot_parity", "path", path))
     fig = Figure(figsize=(7.0, 3.2 * len(preds)), layout="constrained")
     FigureCanvasAgg(fig)
     for row, (name, p) in enumerate(preds.items()):
