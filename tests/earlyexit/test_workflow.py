@@ -39,6 +39,10 @@ def test_a_folder_missing_files_is_refused(tmp_path):
                        r"calibration\.json \(missing: weights\.safetensors, exit_table\.npz, "
                        r"calibration\.json\)"):
         load_trained(tmp_path)
+    for call in (load_trained, lambda d: save_trained(None, d)):
+        with pytest.raises(InvalidParameterError, match=r"'directory' parameter of \w+_trained "
+                           r"must be a folder path \(str or os\.PathLike\)\. Got None\."):
+            call(None)
 
 
 def test_an_unknown_model_is_refused():

@@ -54,6 +54,12 @@ def test_load_scenario_accepts_a_string_path():
     assert load_scenario(str(EXAMPLE)) == EXPECTED
 
 
+def test_load_scenario_refuses_what_is_not_a_path():
+    with pytest.raises(InvalidParameterError, match=r"'path' parameter of load_scenario must be "
+                       r"a file path \(str or os\.PathLike\)\. Got None\."):
+        load_scenario(None)
+
+
 def test_the_json_twin_loads_identically(tmp_path):
     twin = tmp_path / "pi_server.json"
     twin.write_text(json.dumps(example_data(), indent=2), encoding="utf-8")

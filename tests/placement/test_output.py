@@ -73,5 +73,8 @@ def test_a_failed_write_leaves_the_old_file(scenario, tmp_path):
     with pytest.raises(InvalidParameterError, match="profile"):
         write_placed_scenario(scenario, decision, out)
     assert out.read_text() == "old"
+    with pytest.raises(InvalidParameterError, match=r"'out' parameter of write_placed_scenario "
+                       r"must be a file path \(str or os\.PathLike\)\. Got None\."):
+        write_placed_scenario(scenario, decision, None)
     assert sorted(p.name for p in out.parent.iterdir()) == ["placed.yaml", "profiles",
                                                           "s.yaml", "trace.csv"]

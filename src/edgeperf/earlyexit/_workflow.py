@@ -83,7 +83,7 @@ def _summary(model: str, net: EarlyExitNet, report: TrainReport,
 
 def save_trained(trained: TrainedExits, directory: str | Path) -> Path:
     """Write the three files into ``directory`` (created if needed)."""
-    folder = Path(directory)
+    folder = v.path("save_trained", "directory", directory, kind="folder")
     folder.mkdir(parents=True, exist_ok=True)
     save(trained.net, folder / WEIGHTS)
     trained.table.save(folder / TABLE)
@@ -93,7 +93,7 @@ def save_trained(trained: TrainedExits, directory: str | Path) -> Path:
 
 def load_trained(directory: str | Path) -> TrainedExits:
     """Read a folder written by :func:`save_trained`."""
-    folder = Path(directory)
+    folder = v.path("load_trained", "directory", directory, kind="folder")
     missing = [f for f in (WEIGHTS, TABLE, CALIBRATION) if not (folder / f).is_file()]
     if missing:
         raise v.fail("load_trained", "directory",

@@ -9,6 +9,7 @@ from typing import Any
 import yaml
 from pydantic import TypeAdapter, ValidationError
 
+from .. import _validation as v
 from ..dists import ServiceLaw
 from ..exceptions import InvalidParameterError
 from ..model import System
@@ -108,7 +109,7 @@ def read_text(file: Path) -> str:
 
 def load_scenario(path: str | Path) -> System:
     """Read a YAML or JSON scenario file into a System."""
-    file = Path(path)
+    file = v.path("load_scenario", "path", path)
     text = read_text(file)
     try:
         data = yaml.safe_load(text)  # YAML is a superset of JSON

@@ -8,6 +8,7 @@ from typing import Any
 
 import yaml
 
+from .. import _validation as v
 from .._atomic import atomic_path
 from ..io import load_scenario
 from ..io._files import read_text
@@ -22,7 +23,8 @@ def write_placed_scenario(scenario: str | Path, decision: PlacementDecision,
     placement (and source device) for its chain; file references (profiles,
     traces) are rewritten relative to ``out``. The copy is read back before it
     replaces anything, so a bad result never lands."""
-    source, target = Path(scenario), Path(out)
+    source = v.path("write_placed_scenario", "scenario", scenario)
+    target = v.path("write_placed_scenario", "out", out)
     data = yaml.safe_load(read_text(source))
     chain = decision.system.chain(decision.chain)
     entry = data if "chains" not in data else next(c for c in data["chains"]
