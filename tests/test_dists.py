@@ -155,6 +155,10 @@ def test_scaled_divides_by_speed(law):
     (lambda: Exponential(1.0).arrival_pmf(-1.0, 3), "The 'arrival_rate' parameter of Exponential.arrival_pmf must be a finite number >= 0. Got -1.0."),
     (lambda: Exponential(1.0).arrival_pmf(1.0, 0), "The 'n' parameter of Exponential.arrival_pmf must be an int >= 1. Got 0."),
     (lambda: Exponential(1.0).scaled(0), "The 'factor' parameter of Exponential.scaled must be a finite number > 0. Got 0."),
+    (lambda: poisson_pmf(None, 3), "The 'mean_count' parameter of poisson_pmf must be a finite mean >= 0 or a 1-D array of them. Got None."),
+    (lambda: poisson_pmf([1.0, -1.0], 3), r"The 'mean_count' parameter of poisson_pmf must be a finite mean >= 0 or a 1-D array of them. Got \[1.0, -1.0\]."),
+    (lambda: poisson_pmf([[1.0]], 3), r"The 'mean_count' parameter of poisson_pmf must be a finite mean >= 0 or a 1-D array of them. Got \[\[1.0\]\]."),
+    (lambda: poisson_pmf(1.0, None), "The 'n' parameter of poisson_pmf must be an int >= 0. Got None."),
 ])
 def test_errors(make, match):
     with pytest.raises(InvalidParameterError, match=match if "\\" in match else _escape(match)):

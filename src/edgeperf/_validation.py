@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 import numbers
 import os
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -101,6 +101,30 @@ def listed(owner: str, name: str, value: object, rule: str) -> list:
     if isinstance(value, (str, bytes, Mapping)) or not isinstance(value, Iterable):
         raise fail(owner, name, rule, type(value).__name__)
     return list(value)
+
+
+def instance(owner: str, name: str, value: object, kind: type | tuple[type, ...],
+             rule: str) -> object:
+    """``value`` itself when it is a ``kind``; ``rule`` says what it must be."""
+    if not isinstance(value, kind):
+        raise fail(owner, name, rule, type(value).__name__)
+    return value
+
+
+def array(owner: str, name: str, value: object, rule: str,
+          valid: Callable[[np.ndarray], bool]) -> np.ndarray:
+    """``value`` as a float array that ``valid`` accepts; ``rule`` says what that is.
+    A long sequence is shown by its length, not item by item."""
+    try:
+        arr = np.asarray(value, dtype=float)
+    except (TypeError, ValueError):
+        arr = None
+    if arr is None or not valid(arr):
+        shown = value
+        if isinstance(value, (list, tuple, np.ndarray)):
+            shown = list(value) if len(value) <= 6 else f"{len(value)} items"
+        raise fail(owner, name, rule, shown)
+    return arr
 
 
 def output_file(owner: str, name: str, path: Path) -> Path:

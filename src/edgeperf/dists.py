@@ -48,6 +48,15 @@ def poisson_pmf(mean_count: float | np.ndarray, n: int) -> np.ndarray:
     ``mean_count`` may be an array of shape (m,); the result is then (m, n).
     Computed in log space so large means neither overflow nor underflow badly.
     """
+    count = v.integer("poisson_pmf", "n", n, low=0)
+    means = v.array("poisson_pmf", "mean_count", mean_count,
+                    "a finite mean >= 0 or a 1-D array of them",
+                    lambda x: x.ndim <= 1 and bool(np.all(np.isfinite(x) & (x >= 0))))
+    return _poisson_pmf(means, count)
+
+
+def _poisson_pmf(mean_count: float | np.ndarray, n: int) -> np.ndarray:
+    """poisson_pmf without the checks: the service laws call it inside quadratures."""
     j = np.arange(n, dtype=float)
     x = np.asarray(mean_count, dtype=float)[..., None]
     with np.errstate(divide="ignore", invalid="ignore"):  # x = 0 gives log 0 and 0 * -inf
@@ -100,7 +109,7 @@ class ServiceLaw(ABC):
         rate = v.non_negative(owner, "arrival_rate", arrival_rate)
         count = v.integer(owner, "n", n, low=1)
         if rate == 0.0:  # no arrivals at all: the laws' formulas may divide by zero
-            return poisson_pmf(0.0, count)
+            return _poisson_pmf(0.0, count)
         return self._pmf(rate, count)
 
 
@@ -129,7 +138,7 @@ class Deterministic(ServiceLaw):
         return np.full(n, float(self.value))
 
     def _pmf(self, arrival_rate: float, n: int) -> np.ndarray:
-        return poisson_pmf(arrival_rate * self.value, n)
+        return _poisson_pmf(arrival_rate * self.value, n)
 
     def scaled(self, factor: float) -> Deterministic:
         return Deterministic(self.value * _check_scale("Deterministic", factor))
@@ -228,7 +237,7 @@ class Lognormal(ServiceLaw):
 
         def integrand(z: float) -> np.ndarray:
             density = math.exp(-0.5 * z * z) / math.sqrt(2.0 * math.pi)
-            return density * poisson_pmf(arrival_rate * math.exp(mu + sigma * z), n)
+            return density * _poisson_pmf(arrival_rate * math.exp(mu + sigma * z), n)
 
         values, error = integrate.quad_vec(integrand, -_LOGNORMAL_Z, _LOGNORMAL_Z,
                                            epsabs=1e-13, epsrel=0.0, norm="max", limit=400)
@@ -276,7 +285,8 @@ class Empirical(ServiceLaw):
 
     def _pmf(self, arrival_rate: float, n: int) -> np.ndarray:
         values, counts = np.unique(self._array, return_counts=True)
-        return (counts / counts.sum()) @ poisson_pmf(arrival_rate * values, n).reshape(len(values), n)
+        pmf = _poisson_pmf(arrival_rate * values, n).reshape(len(values), n)
+        return (counts / counts.sum()) @ pmf
 
     def scaled(self, factor: float) -> Empirical:
         return Empirical(tuple(self._array * _check_scale("Empirical", factor)))

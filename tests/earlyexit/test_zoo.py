@@ -71,3 +71,6 @@ def test_build_errors():
         build("resnet32", width=2, exits="s1b0")
     with pytest.raises(InvalidParameterError, match=r"names of blocks .*Got 's9b9'"):
         build("resnet32", width=2, exits=["s9b9"])
+    with pytest.raises(InvalidParameterError, match=r"^The 'net' parameter of count_layers must "
+                       r"be an EarlyExitNet\. Got 'str'\.$"):
+        count_layers("resnet32")

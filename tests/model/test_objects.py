@@ -11,7 +11,8 @@ import pytest
 
 from edgeperf.dists import Deterministic, Exponential, Gamma
 from edgeperf.exceptions import EdgePerfError, InvalidParameterError
-from edgeperf.model import DNN, Block, Device, Link, Placement, PoissonArrivals, Workload
+from edgeperf.model import (DNN, Block, Device, Link, MMPPArrivals, PiecewiseArrivals, Placement,
+                            PoissonArrivals, Workload)
 
 
 def exactly(message: str) -> str:
@@ -261,6 +262,23 @@ def test_poisson_rate_must_be_finite_and_positive(rate):
     with pytest.raises(InvalidParameterError, match=exactly(
             f"The 'rate' parameter of PoissonArrivals must be a finite number > 0. Got {rate!r}.")):
         PoissonArrivals(rate=rate)
+
+
+@pytest.mark.parametrize("make, message", [
+    (lambda: MMPPArrivals(rates=None, switch_rates=(1.0, 1.0)),
+     "The 'rates' parameter of MMPPArrivals must be two values. Got 'NoneType'."),
+    (lambda: MMPPArrivals(rates=(1.0, 2.0), switch_rates=3.0),
+     "The 'switch_rates' parameter of MMPPArrivals must be two values. Got 'float'."),
+    (lambda: PiecewiseArrivals(rates=None, durations=(1.0,)),
+     "The 'rates' parameter of PiecewiseArrivals must be a sequence of numbers. "
+     "Got 'NoneType'."),
+    (lambda: PiecewiseArrivals(rates=(1.0,), durations="1"),
+     "The 'durations' parameter of PiecewiseArrivals must be a sequence of numbers. "
+     "Got 'str'."),
+])
+def test_arrival_processes_need_sequences(make, message):
+    with pytest.raises(InvalidParameterError, match=exactly(message)):
+        make()
 
 
 @pytest.mark.parametrize("arrival", [26.0, None, {"process": "poisson", "rate": 26.0}])

@@ -22,6 +22,16 @@ def exactly(message: str) -> str:
 
 def test_fragments_of_runs():
     assert fragments_of([0, 0, 2, 2, 1]) == [(0, 0, 1), (2, 2, 3), (1, 4, 4)]
+    assert fragments_of(np.array([1, 1, 0])) == [(1, 0, 1), (0, 2, 2)]
+
+
+@pytest.mark.parametrize("assignment, shown", [(None, "'NoneType'"), ("012", "'str'"),
+                                               ([0, 1.5], "[0, 1.5]")])
+def test_fragments_of_needs_device_indices(assignment, shown):
+    with pytest.raises(InvalidParameterError, match=exactly(
+            "The 'assignment' parameter of fragments_of must be a sequence of device indices "
+            f"(ints), one per block. Got {shown}.")):
+        fragments_of(assignment)
 
 
 def test_latency_by_hand():

@@ -113,6 +113,15 @@ def test_bad_arrays_are_rejected(kwargs: dict, message: str) -> None:
         LayerGraph.from_edges(**args)
 
 
+@pytest.mark.parametrize("field", ["names", "kinds", "edges"])
+def test_node_and_edge_lists_must_be_sequences(field: str) -> None:
+    args = {"names": ("x", "y"), "kinds": ("input", "linear"), "edges": ((0, 1),),
+            "output_bytes": [1, 1], "param_bytes": [0, 0], "flops": [0, 0], "latency_s": [0, 0]}
+    with pytest.raises(InvalidParameterError, match=f"^The '{field}' parameter of LayerGraph "
+                       "must be a sequence. Got 'NoneType'.$"):
+        LayerGraph(**args | {field: None})
+
+
 def test_kinds_must_match_the_nodes() -> None:
     with pytest.raises(InvalidParameterError, match="'kinds' parameter of LayerGraph"):
         LayerGraph(names=("x", "y"), kinds=("input",), edges=((0, 1),), output_bytes=[1, 1],

@@ -210,3 +210,18 @@ BUDGET_RULE = ("None, a number >= 0, or a mapping from device names ['d0', 'd1']
 def test_bad_parameters_are_rejected(kwargs, message):
     with pytest.raises(InvalidParameterError, match=exactly(message)):
         ilp(tiny(), **kwargs)
+
+
+@pytest.mark.parametrize("function", [link_utilisation, bottleneck_utilisation])
+def test_utilisations_check_their_arguments(function):
+    costs, owner = Costs.of(tiny()), function.__name__
+    with pytest.raises(InvalidParameterError, match=exactly(
+            f"The 'costs' parameter of {owner} must be a Costs (Costs.of(system)). "
+            "Got 'NoneType'.")):
+        function(None, [0, 0, 0])
+    rule = (f"The 'assignment' parameter of {owner} must be 3 device indices from 0 to 1, "
+            "one per block.")
+    for bad, shown in [(None, "None"), ([0, 1], "[0, 1]"), ([0, 2, 0], "[0, 2, 0]"),
+                       ([0, 0.5, 1], "[0, 0.5, 1]")]:
+        with pytest.raises(InvalidParameterError, match=exactly(f"{rule} Got {shown}.")):
+            function(costs, bad)

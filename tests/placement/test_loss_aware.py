@@ -124,6 +124,21 @@ def test_exit_options_need_as_many_exits_as_the_model():
         exit_options(table, three_devices(exits=(None, 0.0, 0.0, None)).model, [[0.5]])
 
 
+def test_exit_options_check_their_arguments():
+    table = ExitTable(confidence=np.ones((4, 3)), correct=np.ones((4, 3), dtype=bool))
+    model = three_devices(exits=(None, 0.0, 0.0, None)).model
+    with pytest.raises(InvalidParameterError, match=exactly(
+            "The 'table' parameter of exit_options must be an ExitTable. Got 'NoneType'.")):
+        exit_options(None, model, [[0.5, 0.5]])
+    with pytest.raises(InvalidParameterError, match=exactly(
+            "The 'model' parameter of exit_options must be a DNN. Got 'str'.")):
+        exit_options(table, "resnet", [[0.5, 0.5]])
+    with pytest.raises(InvalidParameterError, match=exactly(
+            "The 'probabilities' parameter of ExitOption must be a mapping exit block -> "
+            "probability. Got 'list'.")):
+        ExitOption(probabilities=[0.1], accuracy=0.9)
+
+
 def test_an_option_must_name_the_model_exits():
     bad = [ExitOption(probabilities={"b2": 0.1}, accuracy=0.9)]
     with pytest.raises(InvalidParameterError, match=exactly(

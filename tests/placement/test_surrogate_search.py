@@ -162,6 +162,9 @@ def test_errors(tmp_path, monkeypatch):
         compare_search(system, model=Mock(), scoring_jobs=0)
     with pytest.raises(InvalidParameterError, match="'system' parameter of surrogate_search"):
         surrogate_search({"devices": []}, model=Mock())
+    with pytest.raises(InvalidParameterError, match="^The 'system' parameter of default_model "
+                       "must be a System. Got 'dict'.$"):
+        ss.default_model({"devices": []})
     with pytest.raises(InvalidParameterError, match=r"'model' parameter of surrogate_search must "
                        r"be a model whose predictions are finite .*Got 'NaNs'"):
         surrogate_search(system, model=NaNs(), confirm=False)

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from edgeperf.dists import Deterministic, Exponential, Gamma, Lognormal, Mixture
 from edgeperf.exceptions import InvalidParameterError
-from edgeperf.queueing import mg1k, mgs_loss
+from edgeperf.queueing import departure_distribution, mg1k, mgs_loss
 
 
 def mm1k_loss(rho: float, k: int) -> float:
@@ -229,6 +229,13 @@ def test_invariants(law, rate, k):
     (lambda: mg1k(1.0, 0.5, 3), "The 'service' parameter of mg1k must be a service law from edgeperf.dists. Got 0.5."),
     (lambda: mg1k(1.0, Exponential(1.0), 3, method="magic"), "The 'method' parameter of mg1k must be one of 'exact', 'mgs'. Got 'magic'."),
     (lambda: mg1k(1e4, Deterministic(1.0), 3), "The 'arrival_rate' parameter of mg1k must leave a positive chance of no arrival"),
+    (lambda: mgs_loss(None, 1.0, 3), "The 'rho' parameter of mgs_loss must be a finite number > 0. Got None."),
+    (lambda: mgs_loss(0.5, -1.0, 3), "The 'scv' parameter of mgs_loss must be a finite number >= 0. Got -1.0."),
+    (lambda: mgs_loss(0.5, 1.0, 0), "The 'capacity' parameter of mgs_loss must be an int >= 1. Got 0."),
+    (lambda: departure_distribution([0.5, 0.5], None), "The 'capacity' parameter of departure_distribution must be an int >= 1. Got None."),
+    (lambda: departure_distribution(None, 3), "The 'a' parameter of departure_distribution must be a 1-D array of at least 2 probabilities (P(j arrivals during a service), j = 0, 1, ...). Got None."),
+    (lambda: departure_distribution([0.5], 3), "The 'a' parameter of departure_distribution must be a 1-D array of at least 2 probabilities (P(j arrivals during a service), j = 0, 1, ...). Got [0.5]."),
+    (lambda: departure_distribution([0.5, 1.5, 0.1, 0.1, 0.1, 0.1, 0.1], 3), "The 'a' parameter of departure_distribution must be a 1-D array of at least 2 probabilities (P(j arrivals during a service), j = 0, 1, ...). Got '7 items'."),
 ])
 def test_errors(call, match):
     with pytest.raises(InvalidParameterError, match=re.escape(match)):

@@ -1,5 +1,6 @@
 """Bayesian optimisation of threshold vectors, its lookup table and online policy."""
 
+import dataclasses
 import json
 import re
 
@@ -181,6 +182,15 @@ def test_a_missing_file_is_one_line(tmp_path):
     with pytest.raises(InvalidParameterError, match=r"missing\.json: cannot be read: No such "
                        r"file or directory\.$"):
         BayesLookup.load(tmp_path / "missing.json")
+
+
+def test_a_lookup_needs_sequences(lookup):
+    with pytest.raises(InvalidParameterError, match=r"^The 'rates' parameter of BayesLookup "
+                       r"must be a non-empty list of increasing rates > 0\. Got 'NoneType'\.$"):
+        dataclasses.replace(lookup, rates=None)
+    with pytest.raises(InvalidParameterError, match=r"^The 'accuracy' parameter of BayesLookup "
+                       r"must be a sequence\. Got 'float'\.$"):
+        dataclasses.replace(lookup, accuracy=0.9)
 
 
 @pytest.mark.parametrize("rates", [[], [-1.0]])

@@ -6,8 +6,8 @@ import pytest
 from exit_problems import make_problem
 from edgeperf.exceptions import InfeasibleError, InvalidParameterError
 from edgeperf.queueing import mg1k
-from edgeperf.schedule import (ProbabilityDecision, predict, simulate_decision, static,
-                               static_tuned)
+from edgeperf.schedule import (ProbabilityDecision, predict, problem_of, simulate_decision,
+                               static, static_tuned)
 
 
 def test_exit_laws_add_the_blocks_up_to_each_exit(problem):
@@ -79,3 +79,26 @@ def test_probability_decision_predicts_its_mixture(problem):
 def test_bad_problems_are_refused(kwargs, message):
     with pytest.raises(InvalidParameterError, match="^" + __import__("re").escape(message)):
         make_problem(**kwargs)
+
+
+@pytest.mark.parametrize("call, message", [
+    (lambda p: static(None), "The 'problem' parameter of static must be an ExitProblem. "
+                             "Got 'NoneType'."),
+    (lambda p: static_tuned("p"), "The 'problem' parameter of static_tuned must be an "
+                                  "ExitProblem. Got 'str'."),
+    (lambda p: predict(None, static(p)), "The 'problem' parameter of predict must be an "
+                                         "ExitProblem. Got 'NoneType'."),
+    (lambda p: predict(p, (0.5, 0.5, 0.5)), "The 'decision' parameter of predict must be a "
+                                            "ThresholdDecision or a ProbabilityDecision. "
+                                            "Got 'tuple'."),
+    (lambda p: simulate_decision(p, None), "The 'decision' parameter of simulate_decision "
+                                           "must be a ThresholdDecision or a "
+                                           "ProbabilityDecision. Got 'NoneType'."),
+    (lambda p: problem_of(None, p.table, 0.01), "The 'system' parameter of problem_of must be "
+                                                "a System. Got 'NoneType'."),
+    (lambda p: problem_of(p.system(), None, 0.01), "The 'table' parameter of problem_of must "
+                                                   "be an ExitTable. Got 'NoneType'."),
+])
+def test_what_is_not_a_problem_or_decision_is_refused(problem, call, message):
+    with pytest.raises(InvalidParameterError, match="^" + __import__("re").escape(message) + "$"):
+        call(problem)

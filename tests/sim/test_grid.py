@@ -6,6 +6,7 @@ import copy
 
 import pytest
 
+from edgeperf.exceptions import InvalidParameterError
 from edgeperf.sim._grid import SweepError, apply_point, check_paths, grid_points, parse_set
 
 
@@ -70,6 +71,19 @@ def test_grid_errors_for_duplicates_emptiness_and_size():
         grid_points(["a=1:1000:1", "b=1:1000:1"])
     with pytest.raises(SweepError, match=r"--set a: needs a non-empty list of values"):
         grid_points({"a": []})
+
+
+def test_what_is_not_a_spec_gets_one_clear_message():
+    with pytest.raises(InvalidParameterError, match=r"^The 'spec' parameter of parse_set must "
+                       r"be a string PATH=VALUES \(e\.g\. .*\)\. Got 'NoneType'\.$"):
+        parse_set(None)
+    with pytest.raises(InvalidParameterError, match=r"^The 'sets' parameter of grid_points must "
+                       r"be a list of PATH=VALUES strings or a mapping PATH -> values\. "
+                       r"Got 'str'\.$"):
+        grid_points("a=1")
+    with pytest.raises(InvalidParameterError, match=r"^The 'point' parameter of apply_point "
+                       r"must be a mapping PATH -> value\. Got 'list'\.$"):
+        apply_point({"a": 1}, ["a"])
 
 
 # --------------------------------------------------------------------------- paths

@@ -93,6 +93,10 @@ def test_run_sweep_checks_its_arguments(pi_server):
         run_sweep([pi_server], ["workload.arrival.rate=1"], client=NoCluster())
     with pytest.raises(SweepError, match=r"A sweep needs at least one scenario"):
         run_sweep([], client=NoCluster())
+    with pytest.raises(InvalidParameterError, match=r"^The 'scenarios' parameter of run_sweep "
+                       r"must be a scenario mapping, or a list of scenario mappings or Systems\. "
+                       r"Got 'NoneType'\.$"):
+        run_sweep(None, client=NoCluster())
 
 
 # --------------------------------------------------------------------------- running

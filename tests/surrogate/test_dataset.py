@@ -80,6 +80,14 @@ def test_sample_labels_must_match_the_chains():
         Sample(scenario=scenario, labels=())
     with pytest.raises(InvalidParameterError, match=r"mappings with the keys"):
         Sample(scenario=scenario, labels=tuple({"tput_ratio": 1.0} for _ in scenario["chains"]))
+    with pytest.raises(InvalidParameterError, match=r"mappings with the keys .*Got 0\.5\.$"):
+        Sample(scenario=scenario, labels=tuple(0.5 for _ in scenario["chains"]))
+    with pytest.raises(InvalidParameterError, match=r"^The 'labels' parameter of Sample must be "
+                       r"one label mapping per entry of scenario\['chains'\]\. Got 'NoneType'"):
+        Sample(scenario=scenario, labels=None)
+    with pytest.raises(InvalidParameterError, match=r"^The 'scenario' parameter of Sample must "
+                       r"be a scenario mapping \(devices, links, chains\)\. Got 'NoneType'\.$"):
+        Sample(scenario=None, labels=())
 
 
 def test_save_rejects_what_json_cannot_hold(samples, tmp_path):

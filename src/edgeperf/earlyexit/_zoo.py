@@ -259,6 +259,7 @@ def build(name: str, *, num_classes: int = 10, in_channels: int = 3, width: int 
 def count_layers(net: EarlyExitNet) -> int:
     """Processing layers as the zoo counts them: every conv and linear layer of
     the backbone and of the final classifier (intermediate IC heads excluded)."""
+    v.instance("count_layers", "net", net, EarlyExitNet, "an EarlyExitNet")
     kinds = (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.Linear)
     modules = [*net.blocks.modules(), *net.heads[-1].modules()]
     return sum(isinstance(m, kinds) for m in modules)

@@ -40,7 +40,7 @@ class MMPPArrivals:
 
     def __post_init__(self) -> None:
         for field in ("rates", "switch_rates"):
-            value = tuple(getattr(self, field))
+            value = tuple(v.listed("MMPPArrivals", field, getattr(self, field), "two values"))
             if len(value) != 2:
                 raise v.fail("MMPPArrivals", field, "two values, one per state", value)
             object.__setattr__(self, field, value)
@@ -108,7 +108,9 @@ class PiecewiseArrivals:
     durations: tuple[float, ...]
 
     def __post_init__(self) -> None:
-        rates, durations = tuple(self.rates), tuple(self.durations)
+        rates, durations = (tuple(v.listed("PiecewiseArrivals", name, getattr(self, name),
+                                           "a sequence of numbers"))
+                            for name in ("rates", "durations"))
         if not rates or len(rates) != len(durations):
             raise v.fail("PiecewiseArrivals", "durations", f"one duration per rate ({len(rates)})",
                          len(durations))

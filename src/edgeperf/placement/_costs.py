@@ -25,8 +25,12 @@ __all__ = ["Costs", "fragments_of"]
 
 def fragments_of(assignment: Sequence[int] | np.ndarray) -> list[tuple[int, int, int]]:
     """Runs of one device: ``(device, first block, last block)`` in order."""
+    rule = "a sequence of device indices (ints), one per block"
+    devices = v.listed("fragments_of", "assignment", assignment, rule)
+    if not all(v._is_int(d) for d in devices):
+        raise v.fail("fragments_of", "assignment", rule, devices)
     out: list[tuple[int, int, int]] = []
-    for b, d in enumerate(int(x) for x in assignment):
+    for b, d in enumerate(int(x) for x in devices):
         if out and out[-1][0] == d:
             out[-1] = (d, out[-1][1], b)
         else:
@@ -151,6 +155,15 @@ class Costs:
         return self.input_bytes if b == 0 else int(self.output_bytes[b - 1])
 
     # ------------------------------------------------------------ assignments
+
+    def checked(self, owner: str, assignment: object) -> np.ndarray:
+        """``assignment`` as an int array, if it gives each block a device index
+        (the methods below skip this check: the searches call them in loops)."""
+        n, m = self.n_blocks, self.n_devices
+        a = v.array(owner, "assignment", assignment,
+                    f"{n} device indices from 0 to {m - 1}, one per block",
+                    lambda x: x.shape == (n,) and bool(np.all(np.isin(x, np.arange(m)))))
+        return a.astype(int)
 
     def assignment_of(self, placement: Placement) -> np.ndarray:
         names = [d.name for d in self.devices]

@@ -62,6 +62,8 @@ class LayerGraph:
 
     def __post_init__(self) -> None:
         owner = "LayerGraph"
+        for field in ("names", "kinds", "edges"):
+            v.listed(owner, field, getattr(self, field), "a sequence")
         n = len(self.names)
         if n < 2 or len(set(self.names)) != n:
             raise v.fail(owner, "names", "at least 2 unique node names", self.names)

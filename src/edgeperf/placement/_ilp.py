@@ -39,7 +39,8 @@ _MIP_REL_GAP = 1e-7  # objectives are scaled to about 1, so this is near-exact
 def link_utilisation(costs: Costs, assignment: np.ndarray) -> dict[str, float]:
     """Offered load of each non-ideal link the assignment uses (the upload
     from the source included): arrival rate x reach x transmission time."""
-    a = np.asarray(assignment)
+    v.instance("link_utilisation", "costs", costs, Costs, "a Costs (Costs.of(system))")
+    a = costs.checked("link_utilisation", assignment)
     load: dict[str, float] = {}
     hops = [(costs.source, int(a[0]), 0)] if costs.source is not None else []
     hops += [(int(a[b - 1]), int(a[b]), b) for b in range(1, costs.n_blocks) if a[b] != a[b - 1]]
@@ -55,8 +56,9 @@ def link_utilisation(costs: Costs, assignment: np.ndarray) -> dict[str, float]:
 def bottleneck_utilisation(costs: Costs, assignment: np.ndarray) -> float:
     """The largest utilisation over devices and non-ideal links: the station
     that saturates first as the arrival rate grows."""
-    return max([float(costs.utilisation(assignment).max()),
-                *link_utilisation(costs, assignment).values()])
+    v.instance("bottleneck_utilisation", "costs", costs, Costs, "a Costs (Costs.of(system))")
+    a = costs.checked("bottleneck_utilisation", assignment)
+    return max([float(costs.utilisation(a).max()), *link_utilisation(costs, a).values()])
 
 
 def ilp(system: System, *, chain: str | None = None, objective: str = "latency",

@@ -55,6 +55,8 @@ class ExitOption:
     label: str = ""
 
     def __post_init__(self) -> None:
+        v.instance("ExitOption", "probabilities", self.probabilities, Mapping,
+                   "a mapping exit block -> probability")
         for q in self.probabilities.values():
             v.probability("ExitOption", "probabilities", q)
         v.probability("ExitOption", "accuracy", self.accuracy)
@@ -73,6 +75,8 @@ class ExitOption:
 def exit_options(table: ExitTable, model: DNN,
                  thresholds: Sequence[Sequence[float]] | np.ndarray) -> list[ExitOption]:
     """One :class:`ExitOption` per threshold vector, exact on ``table``."""
+    v.instance("exit_options", "table", table, ExitTable, "an ExitTable")
+    v.instance("exit_options", "model", model, DNN, "a DNN")
     exits = [b.name for b in model.blocks if b.exit_probability is not None]
     if table.n_exits != len(exits) + 1:
         raise v.fail("exit_options", "table", f"{len(exits) + 1} exits, as the model has "

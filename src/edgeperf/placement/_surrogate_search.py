@@ -256,6 +256,7 @@ def default_model(system: System) -> Path:
     that is not deterministic), else the one trained on ChainNet's regime."""
     from ..queueing import stations_by_chain
 
+    v.instance("default_model", "system", system, System, "a System")
     devices = {d.name for d in system.devices}
     ours = any(s.exits or s.name not in devices or s.law.scv > 1e-12
                for route in stations_by_chain(system).values() for s in route)

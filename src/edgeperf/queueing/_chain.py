@@ -109,6 +109,7 @@ def stations_of(system: System, chain: str | None = None) -> tuple[Station, ...]
     """The stations a job of ``chain`` (default: the only one) traverses: each
     fragment, then the link to the next one. An ideal link is no station: its
     delay is added to the fragment before it."""
+    v.instance("stations_of", "system", system, System, "a System")
     route = system.chain(chain) if chain is not None else system.chains[0]
     if chain is None and len(system.chains) > 1:
         raise v.fail("stations_of", "chain", f"one of {[c.name for c in system.chains]} "
@@ -119,6 +120,7 @@ def stations_of(system: System, chain: str | None = None) -> tuple[Station, ...]
 def stations_by_chain(system: System) -> dict[str, tuple[Station, ...]]:
     """:func:`stations_of` for every chain of ``system``, by chain name, looking
     its devices and links up once (what the surrogate's encoder walks)."""
+    v.instance("stations_by_chain", "system", system, System, "a System")
     lookups = _lookups(system)
     return {c.name: _route(system, c, *lookups) for c in system.chains}
 

@@ -44,8 +44,12 @@ def departure_distribution(a: np.ndarray, capacity: int) -> np.ndarray:
         pi_j a_0 = pi_0 P(A >= j) + sum_{i=1}^{j-1} pi_i P(A >= j-i+1).
     Every term is non-negative, so the recursion is free of cancellation.
     """
-    a = np.asarray(a, dtype=float)
-    return _departures(a, _tails(a), capacity)
+    k = v.integer("departure_distribution", "capacity", capacity, low=1)
+    size = max(k - 1, 1)
+    a = v.array("departure_distribution", "a", a, f"a 1-D array of at least {size} "
+                "probabilities (P(j arrivals during a service), j = 0, 1, ...)",
+                lambda x: x.ndim == 1 and len(x) >= size and bool(np.all((x >= 0) & (x <= 1))))
+    return _departures(a, _tails(a), k)
 
 
 def _departures(a: np.ndarray, tail: np.ndarray, capacity: int) -> np.ndarray:
@@ -151,6 +155,12 @@ def mgs_loss(rho: float, scv: float, capacity: int) -> float:
     It is exact for exponential service (SCV = 1). At rho = 1 it takes its limit 1/b,
     b being the second exponent.
     """
+    return _mgs_loss(v.positive("mgs_loss", "rho", rho), v.non_negative("mgs_loss", "scv", scv),
+                     v.integer("mgs_loss", "capacity", capacity, low=1))
+
+
+def _mgs_loss(rho: float, scv: float, capacity: int) -> float:
+    """mgs_loss without the checks, for callers that made them."""
     r = math.sqrt(rho)
     shift = r * scv - r
     first = (shift + 2.0 * capacity) / (2.0 + shift)
@@ -177,7 +187,7 @@ def mg1k(arrival_rate: float, service: ServiceLaw, capacity: int,
         raise v.fail(_OWNER, "service", "a service law from edgeperf.dists", service)
     rho = rate * service.mean
     if method == "mgs":
-        loss = mgs_loss(rho, service.scv, k)
+        loss = _mgs_loss(rho, service.scv, k)
         return StationMetrics(name=name, kind="approximate", method="mgs", arrival_rate=rate,
                               capacity=k, loss_probability=loss, throughput=rate * (1.0 - loss),
                               utilization=rho * (1.0 - loss))

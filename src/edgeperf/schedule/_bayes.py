@@ -233,10 +233,13 @@ class BayesLookup:
 
     def __post_init__(self) -> None:
         owner = "BayesLookup"
-        rates = tuple(v.positive(owner, "rates", r) for r in self.rates)
+        rule = "a non-empty list of increasing rates > 0"
+        rates = tuple(v.positive(owner, "rates", r)
+                      for r in v.listed(owner, "rates", self.rates, rule))
         if not rates or any(b <= a for a, b in zip(rates, rates[1:])):
-            raise v.fail(owner, "rates", "a non-empty list of increasing rates > 0",
-                         list(self.rates))
+            raise v.fail(owner, "rates", rule, list(rates))
+        for name in ("decisions", "accuracy", "loss_probability", "exit_names"):
+            v.listed(owner, name, getattr(self, name), "a sequence")
         size = len(rates)
         for name in ("decisions", "accuracy", "loss_probability"):
             if len(getattr(self, name)) != size:

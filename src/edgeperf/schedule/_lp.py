@@ -42,7 +42,7 @@ from scipy.optimize import brentq, linprog
 
 from .. import _validation as v
 from ..exceptions import InfeasibleError
-from ..queueing._mg1k import mgs_loss
+from ..queueing._mg1k import _mgs_loss
 from ..sim._policy import JobOutcome, JobState
 from ._problem import ExitProblem, ProbabilityDecision
 
@@ -93,7 +93,7 @@ def _mgs(load: float, scv: float, capacity: int) -> float:
     """MacGregor Smith's loss, +inf where the closed form breaks down (it
     overflows for loads near 3 and above, where losses are above 60%)."""
     try:
-        loss = mgs_loss(load, scv, capacity)
+        loss = _mgs_loss(load, scv, capacity)
     except (OverflowError, ZeroDivisionError):
         return math.inf
     return loss if math.isfinite(loss) and loss >= 0.0 else math.inf

@@ -218,8 +218,15 @@ class ProbabilityDecision:
 Decision = ThresholdDecision | ProbabilityDecision
 
 
+def _check(owner: str, problem: object, decision: object) -> None:
+    v.instance(owner, "problem", problem, ExitProblem, "an ExitProblem")
+    v.instance(owner, "decision", decision, (ThresholdDecision, ProbabilityDecision),
+               "a ThresholdDecision or a ProbabilityDecision")
+
+
 def predict(problem: ExitProblem, decision: Decision) -> Metrics:
     """The decision's metrics under the model: exact M/G/1/K and the exit table."""
+    _check("predict", problem, decision)
     shares, accuracy = decision.shares_and_accuracy(problem)
     station = mg1k(problem.arrival_rate, problem.service_law(shares), problem.capacity,
                    name="device")
@@ -235,5 +242,7 @@ def simulate_decision(problem: ExitProblem, decision: Decision, *, jobs: int = 2
                       replications: int = 10, seed: int = 0) -> Metrics:
     """The decision simulated on the problem's device, with 95% half-widths."""
     from ..sim import simulate
+
+    _check("simulate_decision", problem, decision)
     return simulate(problem.system(), exits=decision.exit_policy(problem), jobs=jobs,
                     replications=replications, seed=seed)

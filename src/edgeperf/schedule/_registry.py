@@ -76,6 +76,8 @@ def _bayes_lookup(problem: ExitProblem, *, lookup: object = None,
 
 def problem_of(system: System, table: ExitTable, loss_target: float) -> ExitProblem:
     """The exit problem of a scenario: one chain on one device, Poisson arrivals."""
+    v.instance("problem_of", "system", system, System, "a System")
+    v.instance("problem_of", "table", table, ExitTable, "an ExitTable")
     if len(system.chains) != 1 or len(system.placement.assignment) != 1:
         raise UnsupportedModelError("The schedulers decide for one chain on one device; the "
                                     f"scenario places its model on "

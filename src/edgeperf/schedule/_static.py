@@ -19,6 +19,7 @@ GRID = np.append(np.linspace(0.0, 1.0, 201), 1.01)
 
 def static(problem: ExitProblem, threshold: float = 0.9) -> ThresholdDecision:
     """The same threshold at every early exit, whatever the load."""
+    v.instance("static", "problem", problem, ExitProblem, "an ExitProblem")
     t = v.real("static", "threshold", threshold, low=0.0)
     return ThresholdDecision(policy="static", thresholds=(t,) * (problem.table.n_exits - 1))
 
@@ -28,6 +29,7 @@ def static_tuned(problem: ExitProblem, grid: np.ndarray = GRID) -> ThresholdDeci
 
     Raises InfeasibleError (with the lowest achievable loss) when none does.
     """
+    v.instance("static_tuned", "problem", problem, ExitProblem, "an ExitProblem")
     start = time.perf_counter()
     thresholds = np.asarray(grid, dtype=float)
     matrix = np.repeat(thresholds[:, None], problem.table.n_exits - 1, axis=1)

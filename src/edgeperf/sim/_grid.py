@@ -18,6 +18,7 @@ from collections.abc import Mapping, Sequence
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
+from .. import _validation as v
 from ..exceptions import InvalidParameterError
 
 __all__ = ["SweepError", "Point", "parse_set", "grid_points", "check_paths", "apply_point",
@@ -95,6 +96,7 @@ def parse_set(spec: str) -> tuple[str, tuple[Any, ...]]:
     >>> parse_set("workload.arrival.rate=0.1:0.3:0.1")
     ('workload.arrival.rate', (0.1, 0.2, 0.3))
     """
+    v.instance("parse_set", "spec", spec, str, f"a string PATH=VALUES ({_EXAMPLE})")
     path, sep, text = spec.partition("=")
     path, text = path.strip(), text.strip()
     if not sep or not path:
@@ -113,7 +115,9 @@ def parse_set(spec: str) -> tuple[str, tuple[Any, ...]]:
 def grid_points(sets: Sequence[str] | Mapping[str, Sequence[Any]]) -> list[Point]:
     """The Cartesian product of ``--set`` specs (or of a mapping path -> values),
     the first parameter varying slowest."""
-    specs = list(sets.items()) if isinstance(sets, Mapping) else [parse_set(s) for s in sets]
+    rule = "a list of PATH=VALUES strings or a mapping PATH -> values"
+    specs = list(sets.items()) if isinstance(sets, Mapping) else [
+        parse_set(s) for s in v.listed("grid_points", "sets", sets, rule)]
     if not specs:
         raise SweepError(f"A sweep needs at least one --set PATH=VALUES ({_EXAMPLE}).")
     seen: dict[tuple, str] = {}
@@ -168,6 +172,7 @@ def check_paths(data: Any, paths: Sequence[str]) -> None:
 
 def apply_point(data: Any, point: Point) -> Any:
     """A deep copy of ``data`` with each path of ``point`` set; ``data`` is unchanged."""
+    v.instance("apply_point", "point", point, Mapping, "a mapping PATH -> value")
     out = copy.deepcopy(data)
     for path, value in point.items():
         parent, key = _locate(out, path)

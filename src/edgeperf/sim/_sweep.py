@@ -137,8 +137,10 @@ def _prepare(scenarios: Any, sets: Any, source: str, base: str | Path
         return tuple(points[0]), points, systems
     if sets is not None:
         raise SweepError("Give --set specs with one base scenario (a mapping), not with a list.")
+    items = v.listed("run_sweep", "scenarios", scenarios,
+                     "a scenario mapping, or a list of scenario mappings or Systems")
     systems = [s if isinstance(s, System) else parse_scenario(s, f"{source}[{i}]", base)
-               for i, s in enumerate(scenarios)]
+               for i, s in enumerate(items)]
     if not systems:
         raise SweepError("A sweep needs at least one scenario. Got an empty list.")
     return ("scenario",), [{"scenario": i} for i in range(len(systems))], systems

@@ -67,14 +67,17 @@ class Sample:
     device_loss: dict[str, float] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        chains = self.scenario.get("chains") if isinstance(self.scenario, Mapping) else None
-        if not isinstance(chains, list) or len(chains) != len(self.labels):
-            raise v.fail("Sample", "labels", "one label mapping per entry of scenario['chains']",
-                         len(self.labels))
-        for label in self.labels:
-            if set(label) != set(LABELS):
+        v.instance("Sample", "scenario", self.scenario, Mapping,
+                   "a scenario mapping (devices, links, chains)")
+        chains = self.scenario.get("chains")
+        rule = "one label mapping per entry of scenario['chains']"
+        labels = v.listed("Sample", "labels", self.labels, rule)
+        if not isinstance(chains, list) or len(chains) != len(labels):
+            raise v.fail("Sample", "labels", rule, len(labels))
+        for label in labels:
+            if not isinstance(label, Mapping) or set(label) != set(LABELS):
                 raise v.fail("Sample", "labels", f"mappings with the keys {list(LABELS)}",
-                             sorted(label))
+                             sorted(label) if isinstance(label, Mapping) else label)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
