@@ -104,6 +104,9 @@ def test_save_rejects_what_json_cannot_hold(samples, tmp_path):
     with pytest.raises(InvalidParameterError, match=r"'samples' parameter of save_dataset must "
                        r"be a sequence of Sample\. Got 'NoneType'\."):
         save_dataset(None, tmp_path / "d.npz", meta={})
+    with pytest.raises(InvalidParameterError, match=r"'samples' parameter of save_dataset must "
+                       r"be a sequence of Sample\. Got 'a list holding dict'\."):
+        save_dataset([samples[0], {"scenario": {}}], tmp_path / "d.npz", meta={})
     with pytest.raises(InvalidParameterError, match=r"'path' parameter of save_dataset must be "
                        r"a file path .*Got None\."):
         save_dataset(samples, None, meta={})

@@ -139,8 +139,9 @@ def save_dataset(samples: Sequence[Sample], path: str | Path, *,
     whole or not at all."""
     rule = "a sequence of Sample"
     samples = v.listed("save_dataset", "samples", samples, rule)
-    if not all(isinstance(s, Sample) for s in samples):
-        raise v.fail("save_dataset", "samples", rule, type(samples).__name__)
+    strays = [type(s).__name__ for s in samples if not isinstance(s, Sample)]
+    if strays:
+        raise v.fail("save_dataset", "samples", rule, f"a list holding {strays[0]}")
     target = v.path("save_dataset", "path", path)
     arrays = _arrays(samples, meta)
     with atomic_path(target) as tmp, tmp.open("wb") as f:  # a file: savez adds no suffix
