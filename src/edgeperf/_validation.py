@@ -112,14 +112,14 @@ def instance(owner: str, name: str, value: object, kind: type | tuple[type, ...]
 
 
 def array(owner: str, name: str, value: object, rule: str,
-          valid: Callable[[np.ndarray], bool]) -> np.ndarray:
-    """``value`` as a float array that ``valid`` accepts; ``rule`` says what that is.
-    A long sequence is shown by its length, not item by item."""
+          valid: Callable[[np.ndarray], bool] | None = None) -> np.ndarray:
+    """``value`` as a float array that ``valid`` (if given) accepts; ``rule`` says what
+    that is. A long sequence is shown by its length, not item by item."""
     try:
         arr = np.asarray(value, dtype=float)
     except (TypeError, ValueError):
         arr = None
-    if arr is None or not valid(arr):
+    if arr is None or (valid is not None and not valid(arr)):
         shown = value
         if isinstance(value, (list, tuple, np.ndarray)):
             shown = list(value) if len(value) <= 6 else f"{len(value)} items"

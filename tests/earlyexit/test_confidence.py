@@ -229,3 +229,7 @@ def test_ece_errors():
     with pytest.raises(InvalidParameterError, match=exactly(
             "The 'bins' parameter of expected_calibration_error must be an int >= 1. Got 0.")):
         expected_calibration_error(np.array([0.5]), np.array([1]), bins=0)
+    with pytest.raises(InvalidParameterError, match=exactly(
+            "The 'confidence' parameter of expected_calibration_error must be a non-empty 1-D "
+            "array of values in [0, 1]. Got ['high'].")):
+        expected_calibration_error(["high"], np.array([1]))

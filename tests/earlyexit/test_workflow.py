@@ -33,19 +33,28 @@ def test_saved_folder_loads_back_the_same_model_and_table(trained, tmp_path):
             assert torch.equal(a, b)
 
 
-def test_a_folder_missing_files_is_refused(tmp_path):
+def test_a_folder_missing_files_is_refused(trained, tmp_path):
     with pytest.raises(InvalidParameterError, match=r"'directory' parameter of load_trained must "
                        r"be a folder holding weights\.safetensors, exit_table\.npz and "
                        r"calibration\.json \(missing: weights\.safetensors, exit_table\.npz, "
                        r"calibration\.json\)"):
         load_trained(tmp_path)
-    for call in (load_trained, lambda d: save_trained(None, d)):
+    for call in (load_trained, lambda d: save_trained(trained, d)):
         with pytest.raises(InvalidParameterError, match=r"'directory' parameter of \w+_trained "
                            r"must be a folder path \(str or os\.PathLike\)\. Got None\."):
             call(None)
 
 
 def test_an_unknown_model_is_refused():
-    with pytest.raises(InvalidParameterError, match=r"'model' parameter of train_digits must be "
-                       r"one of \['mobilenetv2', 'resnet29'"):
-        train_digits("resnet18")
+    for model in ("resnet18", ["resnet29"]):
+        with pytest.raises(InvalidParameterError, match=r"'model' parameter of train_digits must "
+                           r"be one of \['mobilenetv2', 'resnet29'"):
+            train_digits(model)
+
+
+def test_save_trained_refuses_what_is_not_trained_before_making_the_folder(tmp_path):
+    with pytest.raises(InvalidParameterError, match=r"^The 'trained' parameter of save_trained "
+                       r"must be a TrainedExits \(from train_digits or load_trained\)\. "
+                       r"Got 'dict'\.$"):
+        save_trained({}, tmp_path / "out")
+    assert not list(tmp_path.iterdir())

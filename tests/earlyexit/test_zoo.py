@@ -62,6 +62,9 @@ def test_build_errors():
     with pytest.raises(InvalidParameterError, match=r"'name' parameter of build must be one of "
                        r"'resnet29', .*'vgg28'\. Got 'resnet18'\."):
         build("resnet18")
+    with pytest.raises(InvalidParameterError, match=r"'name' parameter of build must be one of "
+                       r"'resnet29', .*'vgg28'\. Got \['resnet29'\]\."):
+        build(["resnet29"])
     with pytest.raises(InvalidParameterError, match=r"'width' parameter of build must be an int >= 1"):
         build("resnet32", width=0)
     with pytest.raises(InvalidParameterError, match=r"'head' parameter of build must be an ExitHead "

@@ -174,6 +174,13 @@ def test_threshold_errors():
         table.evaluate("a")
 
 
+def test_confidences_must_be_numbers():
+    with pytest.raises(InvalidParameterError, match=exactly(
+            "The 'confidence' parameter of ExitTable must be a 2-D array [samples, exits]. "
+            "Got [['high', 'low']].")):
+        ExitTable(confidence=[["high", "low"]], correct=[[1, 0]])
+
+
 def test_predicted_errors():
     conf, correct = np.full((2, 2), 0.5), np.ones((2, 2))
     with pytest.raises(InvalidParameterError, match=exactly(

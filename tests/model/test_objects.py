@@ -12,7 +12,7 @@ import pytest
 from edgeperf.dists import Deterministic, Exponential, Gamma
 from edgeperf.exceptions import EdgePerfError, InvalidParameterError
 from edgeperf.model import (DNN, Block, Device, Link, MMPPArrivals, PiecewiseArrivals, Placement,
-                            PoissonArrivals, Workload)
+                            PoissonArrivals, TraceArrivals, Workload)
 
 
 def exactly(message: str) -> str:
@@ -266,9 +266,13 @@ def test_poisson_rate_must_be_finite_and_positive(rate):
 
 @pytest.mark.parametrize("make, message", [
     (lambda: MMPPArrivals(rates=None, switch_rates=(1.0, 1.0)),
-     "The 'rates' parameter of MMPPArrivals must be two values. Got 'NoneType'."),
+     "The 'rates' parameter of MMPPArrivals must be two values, one per state. "
+     "Got 'NoneType'."),
     (lambda: MMPPArrivals(rates=(1.0, 2.0), switch_rates=3.0),
-     "The 'switch_rates' parameter of MMPPArrivals must be two values. Got 'float'."),
+     "The 'switch_rates' parameter of MMPPArrivals must be two values, one per state. "
+     "Got 'float'."),
+    (lambda: TraceArrivals(times="soon"),
+     "The 'times' parameter of TraceArrivals must be at least two timestamps. Got 'soon'."),
     (lambda: PiecewiseArrivals(rates=None, durations=(1.0,)),
      "The 'rates' parameter of PiecewiseArrivals must be a sequence of numbers. "
      "Got 'NoneType'."),

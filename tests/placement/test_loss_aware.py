@@ -139,6 +139,12 @@ def test_exit_options_check_their_arguments():
         ExitOption(probabilities=[0.1], accuracy=0.9)
 
 
+def test_place_refuses_a_method_that_is_not_a_name():
+    with pytest.raises(InvalidParameterError, match=r"^The 'method' parameter of place must be "
+                       r"one of \[.*\]\. Got \['ilp'\]\.$"):
+        place(three_devices(), ["ilp"])
+
+
 def test_an_option_must_name_the_model_exits():
     bad = [ExitOption(probabilities={"b2": 0.1}, accuracy=0.9)]
     with pytest.raises(InvalidParameterError, match=exactly(

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from edgeperf.dists import Deterministic, Gamma, Lognormal, Sum
+from edgeperf.exceptions import InvalidParameterError
 from edgeperf.io import ScenarioError
 from edgeperf.profiling import Profile, import_ceed, load_profile
 
@@ -265,3 +266,10 @@ def test_bad_files_get_one_line_naming_file_and_field(tmp_path, files, edit, whi
     folder = _folder(tmp_path, *_edited(files, edit))
     with pytest.raises(ScenarioError, match=exactly(f"{folder / which}: {tail}")):
         import_ceed(folder)
+
+
+def test_import_ceed_refuses_what_is_not_a_path():
+    with pytest.raises(InvalidParameterError, match=exactly(
+            "The 'directory' parameter of import_ceed must be a folder path (str or "
+            "os.PathLike). Got 3.")):
+        import_ceed(3)

@@ -196,6 +196,14 @@ def test_inconsistent_exits_are_rejected(net_, got):
         measure_profile(net_, repetitions=2)
 
 
+@pytest.mark.parametrize("count", [count_flops, parameter_bytes])
+def test_counts_need_a_module(count):
+    with pytest.raises(InvalidParameterError, match=exactly(
+            f"The 'module' parameter of {count.__name__} must be a torch.nn.Module. "
+            "Got 'NoneType'.")):
+        count(None)
+
+
 def test_a_module_without_the_contract_is_rejected():
     with pytest.raises(InvalidParameterError, match=exactly(
             "The 'net' parameter of measure_paths must be an early-exit network with 'blocks', "

@@ -271,6 +271,13 @@ def test_a_bad_profile_file_gets_one_line_naming_file_and_field(tmp_path, edit, 
         load_profile(file)
 
 
+def test_load_profile_refuses_what_is_not_a_path():
+    with pytest.raises(InvalidParameterError, match=exactly(
+            "The 'path' parameter of load_profile must be a file path (str or os.PathLike). "
+            "Got None.")):
+        load_profile(None)
+
+
 def test_several_problems_are_counted(tmp_path):
     def edit(d):
         d["blocks"][0]["latency"].pop("mean")

@@ -107,6 +107,20 @@ def _fake_model(folder, names):
     return folder
 
 
+def test_refuses_what_is_not_a_system_or_a_path(tmp_path, tiny_model):
+    file = _scenario(tmp_path, tiny_model)
+    with pytest.raises(InvalidParameterError, match=r"^The 'system' parameter of plan_deployment "
+                       r"must be a System\. Got 'PosixPath'\.$"):
+        plan_deployment(file, tiny_model, scenario_path=file)
+    with pytest.raises(InvalidParameterError, match=r"^The 'model_dir' parameter of "
+                       r"plan_deployment must be a folder path \(str or os\.PathLike\)\. "
+                       r"Got None\.$"):
+        plan_deployment(load_scenario(file), None, scenario_path=file)
+    with pytest.raises(InvalidParameterError, match=r"^The 'path' parameter of load_deployment "
+                       r"must be a file path \(str or os\.PathLike\)\. Got None\.$"):
+        load_deployment(None)
+
+
 def test_refuses_a_model_whose_blocks_differ(tmp_path, tiny_model):
     file = _scenario(tmp_path, tiny_model)
     other = _fake_model(tmp_path / "other", ["x", "y"])

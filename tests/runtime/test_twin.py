@@ -6,9 +6,10 @@ import dataclasses
 
 import pytest
 
+from edgeperf.exceptions import InvalidParameterError
 from edgeperf.io import load_scenario
 from edgeperf.queueing import DecompositionEvaluator
-from edgeperf.runtime._twin import _calibrated, measured_calibration
+from edgeperf.runtime._twin import _calibrated, measured_calibration, twin_report
 from runtime_helpers import write_scenario
 
 BLOCKS = ["stem", "s1b0", "s1b1", "s1b2", "s1b3", "s1b4", "s2b0", "s2b1", "s2b2", "s2b3",
@@ -43,3 +44,15 @@ def test_calibration_scales_each_device_s_latencies(tmp_path, tiny_model):
     evaluator = DecompositionEvaluator()
     assert evaluator.evaluate(scaled).mean_response_time > \
         evaluator.evaluate(system).mean_response_time
+
+
+def test_the_report_needs_a_system_a_deployment_and_a_run(tmp_path, tiny_model):
+    system = load_scenario(write_scenario(tmp_path, tiny_model, rate=5.0,
+                                          devices=[{"name": "a", "capacity": 4}],
+                                          placement={"a": BLOCKS}))
+    with pytest.raises(InvalidParameterError, match=r"^The 'system' parameter of twin_report "
+                       r"must be a System\. Got 'NoneType'\.$"):
+        twin_report(None, None, None)
+    with pytest.raises(InvalidParameterError, match=r"^The 'deployment' parameter of "
+                       r"twin_report must be a Deployment\. Got 'dict'\.$"):
+        twin_report(system, {}, None)

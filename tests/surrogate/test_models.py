@@ -131,9 +131,10 @@ def test_analytic_ranges_on_hand_built_and_published(published):
 
 
 def test_errors():
-    with pytest.raises(InvalidParameterError, match=r"'name' parameter of build_model must be "
-                                                    r"one of \['analytic'"):
-        build_model("transformer")
+    for name in ("transformer", ["gat"]):
+        with pytest.raises(InvalidParameterError, match=r"'name' parameter of build_model must "
+                                                        r"be one of \['analytic'"):
+            build_model(name)
     with pytest.raises(InvalidParameterError, match="keyword arguments of ChainNetModel"):
         build_model("chainnet", depth=3)
     with pytest.raises(InvalidParameterError, match="'iterations' parameter of ChainNetModel"):

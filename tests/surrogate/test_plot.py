@@ -36,6 +36,12 @@ def test_one_row_of_panels_per_model(tmp_path):
     ({"m": TRUE}, -TRUE, "The 'true' parameter of plot_parity must be a non-empty array "
                          "[chains, 2] of positive finite values"),
     ({"m": TRUE[:, 0]}, TRUE[:, 0], "The 'true' parameter of plot_parity"),
+    ({"m": TRUE}, "all", "The 'true' parameter of plot_parity must be a non-empty array "
+                         "[chains, 2] of positive finite values (throughput ratio, response "
+                         "time). Got 'all'."),
+    ({"m": {"a": 1}}, TRUE, "The 'preds' parameter of plot_parity must be finite "
+                            "predictions >= 0 shaped like 'true' (200, 2) for every model. "
+                            "Got {'a': 1}."),
 ])
 def test_bad_input_is_one_error(tmp_path, preds, true, pattern):
     with pytest.raises(InvalidParameterError, match=re.escape(pattern)):

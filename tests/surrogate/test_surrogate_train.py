@@ -112,6 +112,9 @@ def test_train_errors(graphs):
         mape(np.ones((3, 2)), np.ones((2, 2)))
     with pytest.raises(InvalidParameterError, match="'true' parameter of mape must be positive"):
         mape(np.ones((2, 2)), np.zeros((2, 2)))
+    with pytest.raises(InvalidParameterError, match=r"^The 'pred' parameter of mape must be an "
+                       r"array \[n, 2\] of numbers\. Got 'x'\.$"):
+        mape("x", np.ones((2, 2)))
 
 
 def test_store_errors(tmp_path):

@@ -110,8 +110,8 @@ def expected_calibration_error(confidence: object, correct: object, bins: int = 
     max-softmax confidence; 0 is perfectly calibrated, at most 1.
     """
     owner = "expected_calibration_error"
-    conf = np.asarray(_numpy(confidence), dtype=float)
     rule = "a non-empty 1-D array of values in [0, 1]"
+    conf = v.array(owner, "confidence", _numpy(confidence), rule)
     if conf.ndim != 1 or conf.size == 0:
         raise v.fail(owner, "confidence", rule, _describe(conf))
     inside = (conf >= 0.0) & (conf <= 1.0)

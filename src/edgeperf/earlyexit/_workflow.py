@@ -52,7 +52,7 @@ def train_digits(model: str = DEFAULT_MODEL, *, width: int = 16, epochs: int = 1
                  progress: bool = True) -> TrainedExits:
     """Train a zoo model on scikit-learn's digits (32x32, one channel), fit a
     temperature per exit on the calibration split, and tabulate the test split."""
-    if model not in ZOO:
+    if not isinstance(model, str) or model not in ZOO:
         raise v.fail("train_digits", "model", f"one of {sorted(ZOO)}", model)
     if measure not in MEASURES:  # before minutes of training, not after
         raise v.fail("train_digits", "measure", f"one of {list(MEASURES)}", measure)
@@ -83,6 +83,8 @@ def _summary(model: str, net: EarlyExitNet, report: TrainReport,
 
 def save_trained(trained: TrainedExits, directory: str | Path) -> Path:
     """Write the three files into ``directory`` (created if needed)."""
+    v.instance("save_trained", "trained", trained, TrainedExits,
+               "a TrainedExits (from train_digits or load_trained)")
     folder = v.path("save_trained", "directory", directory, kind="folder")
     folder.mkdir(parents=True, exist_ok=True)
     save(trained.net, folder / WEIGHTS)

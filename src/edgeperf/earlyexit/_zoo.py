@@ -231,7 +231,7 @@ def build(name: str, *, num_classes: int = 10, in_channels: int = 3, width: int 
     ``exits`` overrides the family's exits with block names (the final exit is
     always added). ``net.config`` records the call so ``load`` can rebuild it.
     """
-    if name not in ZOO:
+    if not isinstance(name, str) or name not in ZOO:
         raise v.fail("build", "name", "one of " + ", ".join(repr(k) for k in ZOO), name)
     v.integer("build", "num_classes", num_classes, low=1)
     v.integer("build", "in_channels", in_channels, low=1)

@@ -37,7 +37,7 @@ class ExitTable:
     predicted: np.ndarray | None = None
 
     def __post_init__(self) -> None:
-        conf = np.asarray(self.confidence, dtype=float)
+        conf = v.array("ExitTable", "confidence", self.confidence, "a 2-D array [samples, exits]")
         correct = np.asarray(self.correct)
         if conf.ndim != 2 or conf.shape[0] < 1 or conf.shape[1] < 1:
             raise v.fail("ExitTable", "confidence", "a 2-D array [samples, exits]", conf.shape)

@@ -40,7 +40,8 @@ class MMPPArrivals:
 
     def __post_init__(self) -> None:
         for field in ("rates", "switch_rates"):
-            value = tuple(v.listed("MMPPArrivals", field, getattr(self, field), "two values"))
+            value = tuple(v.listed("MMPPArrivals", field, getattr(self, field),
+                                 "two values, one per state"))
             if len(value) != 2:
                 raise v.fail("MMPPArrivals", field, "two values, one per state", value)
             object.__setattr__(self, field, value)
@@ -75,7 +76,7 @@ class TraceArrivals:
     source: str | None = None
 
     def __post_init__(self) -> None:
-        times = np.asarray(self.times, dtype=float)
+        times = v.array("TraceArrivals", "times", self.times, "at least two timestamps")
         if times.ndim != 1 or len(times) < 2:
             raise v.fail("TraceArrivals", "times", "at least two timestamps", len(np.atleast_1d(times)))
         if not np.all(np.isfinite(times)) or np.any(np.diff(times) < 0):

@@ -27,7 +27,7 @@ def place(system: System, method: str, *, chain: str | None = None,
           **options: Any) -> PlacementDecision:
     """The placement ``method`` chooses for ``chain`` (default: the only one).
     Options that are None are left at the method's default."""
-    if method not in METHODS:
+    if not isinstance(method, str) or method not in METHODS:
         raise v.fail("place", "method", f"one of {list(METHODS)}", method)
     given = {k: x for k, x in options.items() if x is not None}
     for name in given:

@@ -50,6 +50,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
+from .. import _validation as v
 from ..dists import Deterministic, Gamma, Lognormal, ServiceLaw
 from ..exceptions import InvalidParameterError
 from ..io._files import ScenarioError, _from_validation
@@ -206,7 +207,7 @@ def import_ceed(directory: str | Path, *, name: str | None = None) -> Profile:
     ``name`` defaults to ``ceed-<dataset>``. Missing files or fields, and
     inconsistent gates, raise one ScenarioError line naming file and field.
     """
-    folder = Path(directory)
+    folder = v.path("import_ceed", "directory", directory, kind="folder")
     model = _read(folder / _FILES[0], _ModelFile)
     file = folder / _FILES[1]
     system = _read(file, _SystemFile)

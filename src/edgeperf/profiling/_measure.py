@@ -73,8 +73,15 @@ def tensor_bytes(value: Any) -> int:
     return 0
 
 
+def _module(owner: str, module: object) -> None:
+    from torch import nn
+
+    v.instance(owner, "module", module, nn.Module, "a torch.nn.Module")
+
+
 def parameter_bytes(module: Any) -> int:
     """Σ numel · element_size over the module's parameters and buffers."""
+    _module("parameter_bytes", module)
     tensors = list(module.parameters()) + list(module.buffers())
     return int(sum(t.numel() * t.element_size() for t in tensors))
 
@@ -111,6 +118,7 @@ def count_flops(module: Any, *inputs: Any) -> int:
     """FLOPs of one forward call ``module(*inputs)``, counted on its leaf modules."""
     import torch
 
+    _module("count_flops", module)
     total = 0
 
     def hook(leaf: Any, args: tuple, output: Any) -> None:

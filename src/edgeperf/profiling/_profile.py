@@ -377,7 +377,7 @@ def profile_from_dict(data: object, source: str = "<profile>") -> Profile:
 def load_profile(path: str | Path) -> Profile:
     """Read a profile JSON file; a bad file raises one ScenarioError line that
     names the file, the field path, the rule and the value."""
-    file = Path(path)
+    file = v.path("load_profile", "path", path)
     text = read_text(file)
     try:
         data = json.loads(text)

@@ -158,7 +158,7 @@ def deployment_from_dict(data: dict[str, Any], source: str = "<deployment>") -> 
 
 
 def load_deployment(path: str | Path) -> Deployment:
-    file = Path(path)
+    file = v.path("load_deployment", "path", path)
     try:
         data = json.loads(read_text(file))
     except json.JSONDecodeError as err:

@@ -144,8 +144,9 @@ def plan_deployment(system: System, model_dir: str | Path, *, scenario_path: str
     then the collector's (default: free ports picked now). ``threads``: torch
     threads of every worker, or by device name (1 for the others).
     """
+    v.instance("plan_deployment", "system", system, System, "a System")
     target = _chain(system, chain)
-    folder = Path(model_dir).resolve()
+    folder = v.path("plan_deployment", "model_dir", model_dir, kind="folder").resolve()
     _check_model(target, model_structure(folder), folder)
     _check_devices(system, target)
     fragments = target.fragments

@@ -28,6 +28,7 @@ from typing import Any
 
 import numpy as np
 
+from .. import _validation as v
 from ..exceptions import UnsupportedModelError
 from ..model import DNN, ExitTable, Metrics, System
 from ._deployment import Deployment
@@ -148,6 +149,10 @@ def twin_report(system: System, deployment: Deployment, run: RunResult, *,
     for where they cannot agree). ``calibration`` (from :func:`measured_calibration`)
     scales each device's profiled latencies to what the runtime's fragment
     costs on this host, as a profile measured on that device would."""
+    for name, value, kind, rule in (("system", system, System, "a System"),
+                                    ("deployment", deployment, Deployment, "a Deployment"),
+                                    ("run", run, RunResult, "a RunResult (from run_deployment)")):
+        v.instance("twin_report", name, value, kind, rule)
     table = ExitTable.load(Path(deployment.model_dir) / "exit_table.npz")
     chain_system = _single(system, deployment.chain)
     if calibration is not None:

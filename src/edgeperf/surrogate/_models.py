@@ -393,7 +393,7 @@ MODELS: dict[str, type] = {m.name: m for m in (ChainNetModel, GATModel, GCNModel
 
 def build_model(name: str, **config: Any) -> SurrogateModel | AnalyticModel:
     """A model by name (``chainnet``, ``gat``, ``gcn``, ``mlp``, ``analytic``) and its config."""
-    if name not in MODELS:
+    if not isinstance(name, str) or name not in MODELS:
         raise v.fail("build_model", "name", f"one of {sorted(MODELS)}", name)
     try:
         return MODELS[name](**config)

@@ -24,20 +24,21 @@ _BAND = 0.10  # the dashed lines: ±10%
 
 
 def _checked(preds: object, true: object) -> tuple[dict[str, np.ndarray], np.ndarray]:
-    t = np.asarray(true, dtype=float)
+    rule = ("a non-empty array [chains, 2] of positive finite values (throughput ratio, "
+            "response time)")
+    t = v.array("plot_parity", "true", true, rule)
     if t.ndim != 2 or t.shape[1] != 2 or len(t) == 0 or not np.all(t > 0) \
             or not np.all(np.isfinite(t)):
-        raise v.fail("plot_parity", "true", "a non-empty array [chains, 2] of positive finite "
-                     "values (throughput ratio, response time)", t.shape)
+        raise v.fail("plot_parity", "true", rule, t.shape)
     if not isinstance(preds, Mapping) or not preds:
         raise v.fail("plot_parity", "preds", "a non-empty mapping of model name to predictions",
                      type(preds).__name__)
     out = {}
+    rule = f"finite predictions >= 0 shaped like 'true' {t.shape} for every model"
     for name, p in preds.items():
-        p = np.asarray(p, dtype=float)
+        p = v.array("plot_parity", "preds", p, rule)
         if p.shape != t.shape or not np.all(p >= 0) or not np.all(np.isfinite(p)):
-            raise v.fail("plot_parity", "preds", f"finite predictions >= 0 shaped like "
-                         f"'true' {t.shape} for every model", f"{name}: {p.shape}")
+            raise v.fail("plot_parity", "preds", rule, f"{name}: {p.shape}")
         out[str(name)] = p
     return out, t
 

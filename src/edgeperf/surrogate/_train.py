@@ -61,7 +61,8 @@ class TrainReport:
 def mape(pred: object, true: object) -> dict[str, float]:
     """Mean absolute percentage error per target (columns tput_ratio, response_time)
     and their mean, in percent."""
-    p, t = np.asarray(pred, dtype=float), np.asarray(true, dtype=float)
+    p, t = (v.array("mape", name, x, "an array [n, 2] of numbers")
+            for name, x in (("pred", pred), ("true", true)))
     if p.ndim != 2 or p.shape[1] != 2 or p.shape != t.shape:
         raise v.fail("mape", "pred", f"an array [n, 2] shaped like 'true' {t.shape}", p.shape)
     if not np.all(t > 0):
