@@ -78,6 +78,12 @@ def test_queue_simulate_agrees_with_exact(capsys):
     (["simulate", str(SHARED), "--engine", "kernel", "--jobs", "1000"],
      "edgeperf: error: The kernel cannot simulate this system: 2 chains share devices; use "
      "engine='event' (or 'auto').\n"),
+    (["simulate", str(EXAMPLE), "--jobs", "1000", "--trace", str(REPO)],
+     f"edgeperf: error: The 'trace' parameter of simulate must be a file, not a folder. "
+     f"Got {str(REPO)!r}.\n"),
+    (["simulate", str(EXAMPLE), "--jobs", "1000", "--trace", "nowhere/jobs.csv"],
+     "edgeperf: error: The 'trace' parameter of simulate must be a file in an existing folder. "
+     "Got 'nowhere/jobs.csv'.\n"),
 ])
 def test_bad_simulation_input_is_one_line(capsys, argv, message):
     code, out, err = run(capsys, *argv)

@@ -31,8 +31,9 @@ def sweep(
     from .sim._sweep import sweep_file
     from .sim._sweep_table import check_outputs
 
+    check_outputs(out)  # before the sweep runs, not after; and before --out gives --plot
     plot = plot if plot is not None else out.with_suffix(".png")
-    check_outputs(out, plot)  # before the sweep runs, not after
+    check_outputs(plot=plot)
     result = sweep_file(scenario, set_, jobs=jobs, replications=replications, seed=seed,
                         scheduler=scheduler)
     result.write(out)

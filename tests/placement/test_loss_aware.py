@@ -157,6 +157,8 @@ def test_an_option_must_name_the_model_exits():
     ({"loss_target": 1.5}, "The 'loss_target' parameter of loss_aware must be a finite number >= 0 "
      "and <= 1. Got 1.5."),
     ({"confirm": -1}, "The 'confirm' parameter of loss_aware must be an int >= 0. Got -1."),
+    ({"seed": -1}, "The 'seed' parameter of loss_aware must be an int from 0 to 2**64 - 1. "
+     "Got -1."),
 ])
 def test_bad_parameters(kwargs, message):
     with pytest.raises(InvalidParameterError, match=exactly(message)):

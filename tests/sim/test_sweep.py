@@ -283,3 +283,13 @@ def test_outputs_with_unknown_suffixes_are_refused_before_running():
         check_outputs("out.xlsx")
     with pytest.raises(SweepError, match=r"The plot 'plot\.docx' must end in one of .*\.png"):
         check_outputs(plot="plot.docx")
+
+
+def test_outputs_outside_an_existing_folder_are_refused_before_running(tmp_path):
+    with pytest.raises(SweepError, match=r"^The results table '.*/nowhere/out\.csv' must be a "
+                                         r"file in an existing folder\.$"):
+        check_outputs(tmp_path / "nowhere" / "out.csv")
+    (tmp_path / "taken.png").mkdir()
+    with pytest.raises(SweepError, match=r"^The plot '.*/taken\.png' must be a file in an "
+                                         r"existing folder\.$"):
+        check_outputs(plot=tmp_path / "taken.png")

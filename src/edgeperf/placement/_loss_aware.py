@@ -121,6 +121,7 @@ def loss_aware(system: System, *, chain: str | None = None, loss_target: float |
     v.non_negative(owner, "loss_tolerance", loss_tolerance)
     v.integer(owner, "confirm", confirm, low=0)
     v.integer(owner, "restarts", restarts, low=0)
+    v.seed(owner, "seed", seed)
     start = time.perf_counter()
     base = Costs.of(system, chain)
     base.check_fits()

@@ -155,6 +155,8 @@ def simulate_chains(system: System, *, jobs: int = 200_000, replications: int = 
     """
     if not isinstance(system, System):
         raise v.fail("simulate", "system", "a System", system)
+    if trace is not None:  # before the simulation, not after
+        trace = v.output_file("simulate", "trace", v.path("simulate", "trace", trace))
     network = network_of(system)
     names = [c.name for c in system.chains]
     exit_list = _per_chain(exits, names, "exits", ExitPolicy.__args__)

@@ -152,6 +152,7 @@ def check_outputs(table: str | Path | None = None, plot: str | Path | None = Non
                              f"Got {suffix or 'no suffix'!r}.")
         if suffix == ".parquet":
             _pyarrow(table)
+        _writable("results table", Path(table))
     if plot is not None:
         from matplotlib.backend_bases import FigureCanvasBase
 
@@ -160,6 +161,12 @@ def check_outputs(table: str | Path | None = None, plot: str | Path | None = Non
         if suffix not in known:
             raise SweepError(f"The plot {str(plot)!r} must end in one of "
                              f"{', '.join('.' + k for k in sorted(known))}.")
+        _writable("plot", Path(plot))
+
+
+def _writable(what: str, path: Path) -> None:
+    if not path.parent.is_dir() or path.is_dir():
+        raise SweepError(f"The {what} {str(path)!r} must be a file in an existing folder.")
 
 
 def _atomic(path: str | Path, write: Callable[[Path], None]) -> Path:
