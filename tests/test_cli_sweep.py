@@ -76,8 +76,9 @@ def test_failed_points_are_listed_and_exit_1(capsys, tmp_path, monkeypatch, sche
      re.escape("The results table 'r.xlsx' must end in .csv or .parquet. Got '.xlsx'.")),
     (["--set", "workload.arrival.rate=5", "--out", ""],
      re.escape("The results table '.' must end in .csv or .parquet. Got 'no suffix'.")),
-    (["--set", "workload.arrival.rate=5", "--out", "nowhere/r.csv"],
-     re.escape("The results table 'nowhere/r.csv' must be a file in an existing folder.")),
+    (["--set", "workload.arrival.rate=5", "--out", f"{EXAMPLE}/r.csv"],
+     re.escape(f"The results table '{EXAMPLE}/r.csv' must be a file whose folder exists or "
+               "can be made.")),
     (["--set", "workload.arrival.rate=5", "--scheduler", "nowhere"],
      re.escape("The scheduler address 'nowhere' is malformed: ") + ".*"),
     ([], re.escape("Missing option '--set'.")),

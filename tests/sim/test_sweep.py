@@ -285,11 +285,13 @@ def test_outputs_with_unknown_suffixes_are_refused_before_running():
         check_outputs(plot="plot.docx")
 
 
-def test_outputs_outside_an_existing_folder_are_refused_before_running(tmp_path):
-    with pytest.raises(SweepError, match=r"^The results table '.*/nowhere/out\.csv' must be a "
-                                         r"file in an existing folder\.$"):
-        check_outputs(tmp_path / "nowhere" / "out.csv")
+def test_outputs_that_cannot_be_written_are_refused_before_running(tmp_path):
+    (tmp_path / "file").write_text("")
+    with pytest.raises(SweepError, match=r"^The results table '.*/file/new/out\.csv' must be a "
+                                         r"file whose folder exists or can be made\.$"):
+        check_outputs(tmp_path / "file" / "new" / "out.csv")
     (tmp_path / "taken.png").mkdir()
-    with pytest.raises(SweepError, match=r"^The plot '.*/taken\.png' must be a file in an "
-                                         r"existing folder\.$"):
+    with pytest.raises(SweepError, match=r"^The plot '.*/taken\.png' must be a file whose "
+                                         r"folder exists or can be made\.$"):
         check_outputs(plot=tmp_path / "taken.png")
+    check_outputs(tmp_path / "new" / "out.csv", tmp_path / "new" / "out.png")  # made on writing

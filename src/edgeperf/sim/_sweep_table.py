@@ -165,8 +165,12 @@ def check_outputs(table: str | Path | None = None, plot: str | Path | None = Non
 
 
 def _writable(what: str, path: Path) -> None:
-    if not path.parent.is_dir() or path.is_dir():
-        raise SweepError(f"The {what} {str(path)!r} must be a file in an existing folder.")
+    """Fail now, not after the sweep, where _atomic could not write: on a folder, or
+    below a file (the folders it makes need none in their way)."""
+    existing = next(p for p in path.parents if p.exists())
+    if path.is_dir() or not existing.is_dir():
+        raise SweepError(f"The {what} {str(path)!r} must be a file whose folder exists or "
+                         "can be made.")
 
 
 def _atomic(path: str | Path, write: Callable[[Path], None]) -> Path:
