@@ -63,7 +63,7 @@ def probability(owner: str, name: str, value: object) -> float:
     return real(owner, name, value, low=0.0, high=1.0)
 
 
-def _is_int(value: object) -> bool:
+def is_int(value: object) -> bool:
     """An int, not a bool and not a float."""
     return type(value) is int or (isinstance(value, numbers.Integral)  # plain ints first
                                   and not isinstance(value, bool))
@@ -71,7 +71,7 @@ def _is_int(value: object) -> bool:
 
 def integer(owner: str, name: str, value: object, *, low: int) -> int:
     """An int (not a bool, not a float) >= low."""
-    if not _is_int(value) or value < low:  # type: ignore[operator]
+    if not is_int(value) or value < low:  # type: ignore[operator]
         raise fail(owner, name, f"an int >= {low}", value)
     return int(value)  # type: ignore[call-overload]
 
@@ -83,7 +83,7 @@ SEED_MAX = 2**64 - 1
 
 def seed(owner: str, name: str, value: object, *, bits: int = 64) -> int:
     """A seed: an int from 0 to 2**bits - 1 (64 for torch, 32 for scikit-learn)."""
-    if not _is_int(value) or not 0 <= value < 2**bits:  # type: ignore[operator]
+    if not is_int(value) or not 0 <= value < 2**bits:  # type: ignore[operator]
         raise fail(owner, name, f"an int from 0 to 2**{bits} - 1", value)
     return int(value)  # type: ignore[call-overload]
 

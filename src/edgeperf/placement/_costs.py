@@ -27,7 +27,7 @@ def fragments_of(assignment: Sequence[int] | np.ndarray) -> list[tuple[int, int,
     """Runs of one device: ``(device, first block, last block)`` in order."""
     rule = "a sequence of device indices (ints), one per block"
     devices = v.listed("fragments_of", "assignment", assignment, rule)
-    if not all(v._is_int(d) for d in devices):
+    if not all(v.is_int(d) for d in devices):
         raise v.fail("fragments_of", "assignment", rule, devices)
     out: list[tuple[int, int, int]] = []
     for b, d in enumerate(int(x) for x in devices):
