@@ -159,6 +159,10 @@ def test_an_option_must_name_the_model_exits():
     ({"confirm": -1}, "The 'confirm' parameter of loss_aware must be an int >= 0. Got -1."),
     ({"seed": -1}, "The 'seed' parameter of loss_aware must be an int from 0 to 2**64 - 1. "
      "Got -1."),
+    ({"options": ["fast"]}, "The 'options' parameter of loss_aware must be a list of "
+     "ExitOption (from exit_options). Got ['fast']."),
+    ({"options": 0.9}, "The 'options' parameter of loss_aware must be a list of ExitOption "
+     "(from exit_options). Got 'float'."),
 ])
 def test_bad_parameters(kwargs, message):
     with pytest.raises(InvalidParameterError, match=exactly(message)):

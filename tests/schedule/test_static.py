@@ -94,6 +94,11 @@ def test_bad_problems_are_refused(kwargs, message):
     (lambda p: simulate_decision(p, None), "The 'decision' parameter of simulate_decision "
                                            "must be a ThresholdDecision or a "
                                            "ProbabilityDecision. Got 'NoneType'."),
+    (lambda p: static_tuned(p, grid=[]), "The 'grid' parameter of static_tuned must be a "
+                                         "non-empty 1-D array of thresholds >= 0. Got []."),
+    (lambda p: static_tuned(p, grid="fine"), "The 'grid' parameter of static_tuned must be a "
+                                             "non-empty 1-D array of thresholds >= 0. "
+                                             "Got 'fine'."),
     (lambda p: problem_of(None, p.table, 0.01), "The 'system' parameter of problem_of must be "
                                                 "a System. Got 'NoneType'."),
     (lambda p: problem_of(p.system(), None, 0.01), "The 'table' parameter of problem_of must "

@@ -97,6 +97,9 @@ def test_run_sweep_checks_its_arguments(pi_server):
                        r"must be a scenario mapping, or a list of scenario mappings or Systems\. "
                        r"Got 'NoneType'\.$"):
         run_sweep(None, client=NoCluster())
+    with pytest.raises(InvalidParameterError, match=r"^The 'client' parameter of run_sweep must "
+                       r"be an open dask Client\. Got 'NoCluster'\.$"):
+        run_sweep(pi_server, ["workload.arrival.rate=1"], client=NoCluster())
 
 
 # --------------------------------------------------------------------------- running

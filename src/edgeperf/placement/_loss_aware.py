@@ -122,6 +122,11 @@ def loss_aware(system: System, *, chain: str | None = None, loss_target: float |
     v.integer(owner, "confirm", confirm, low=0)
     v.integer(owner, "restarts", restarts, low=0)
     v.seed(owner, "seed", seed)
+    if options is not None:
+        rule = "a list of ExitOption (from exit_options)"
+        options = v.listed(owner, "options", options, rule)
+        if not all(isinstance(o, ExitOption) for o in options):
+            raise v.fail(owner, "options", rule, options)
     start = time.perf_counter()
     base = Costs.of(system, chain)
     base.check_fits()

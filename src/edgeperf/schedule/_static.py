@@ -31,7 +31,8 @@ def static_tuned(problem: ExitProblem, grid: np.ndarray = GRID) -> ThresholdDeci
     """
     v.instance("static_tuned", "problem", problem, ExitProblem, "an ExitProblem")
     start = time.perf_counter()
-    thresholds = np.asarray(grid, dtype=float)
+    thresholds = v.array("static_tuned", "grid", grid, "a non-empty 1-D array of thresholds >= 0",
+                         lambda x: x.ndim == 1 and x.size > 0 and bool(np.all(x >= 0)))
     matrix = np.repeat(thresholds[:, None], problem.table.n_exits - 1, axis=1)
     shares, accuracy = problem.table.evaluate(matrix)
     # most accurate first: the first that meets the target is the answer

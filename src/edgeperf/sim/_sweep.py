@@ -62,10 +62,11 @@ def _evaluate_point(system: System, seed: int, *, evaluate: Any, jobs: int,
 def _connect(client: Any, scheduler: str | None, n_workers: int, timeout: float) -> Iterator[Any]:
     """The given client, one to the scheduler at ``scheduler``, or a local cluster;
     whatever is opened here is closed here."""
-    if client is not None:
-        yield client
-        return
     from distributed import Client, LocalCluster
+
+    if client is not None:
+        yield v.instance("run_sweep", "client", client, Client, "an open dask Client")
+        return
 
     if scheduler is not None:
         try:
