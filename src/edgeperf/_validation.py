@@ -95,12 +95,16 @@ def path(owner: str, name: str, value: object, *, kind: str = "file") -> Path:
     return Path(value)
 
 
-def listed(owner: str, name: str, value: object, rule: str) -> list:
+def listed(owner: str, name: str, value: object, rule: str,
+           each: Callable[[object], bool] | None = None) -> list:
     """The items of a list, tuple or other iterable (not a string or mapping) as a list;
-    ``rule`` says what the items must be."""
+    ``rule`` says what the items must be, and ``each`` (if given) checks every one."""
     if isinstance(value, (str, bytes, Mapping)) or not isinstance(value, Iterable):
         raise fail(owner, name, rule, type(value).__name__)
-    return list(value)
+    items = list(value)
+    if each is not None and not all(each(x) for x in items):
+        raise fail(owner, name, rule, items)
+    return items
 
 
 def instance(owner: str, name: str, value: object, kind: type | tuple[type, ...],
@@ -137,10 +141,14 @@ def output_file(owner: str, name: str, path: Path) -> Path:
     return path
 
 
+def can_make_folder(path: Path) -> bool:
+    """Whether ``path`` is a folder, or one that can be made (no file in its way)."""
+    return next(p for p in (path, *path.parents) if p.exists()).is_dir()
+
+
 def output_folder(owner: str, name: str, path: Path) -> Path:
     """A folder to write into: one that exists, or can be made (no file in its way)."""
-    existing = next(p for p in (path, *path.parents) if p.exists())
-    if not existing.is_dir():
+    if not can_make_folder(path):
         raise fail(owner, name, "a folder (made if missing; no file in its way)", str(path))
     return path
 

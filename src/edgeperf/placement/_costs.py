@@ -25,10 +25,8 @@ __all__ = ["Costs", "fragments_of"]
 
 def fragments_of(assignment: Sequence[int] | np.ndarray) -> list[tuple[int, int, int]]:
     """Runs of one device: ``(device, first block, last block)`` in order."""
-    rule = "a sequence of device indices (ints), one per block"
-    devices = v.listed("fragments_of", "assignment", assignment, rule)
-    if not all(v.is_int(d) for d in devices):
-        raise v.fail("fragments_of", "assignment", rule, devices)
+    devices = v.listed("fragments_of", "assignment", assignment,
+                       "a sequence of device indices (ints), one per block", v.is_int)
     out: list[tuple[int, int, int]] = []
     for b, d in enumerate(int(x) for x in devices):
         if out and out[-1][0] == d:

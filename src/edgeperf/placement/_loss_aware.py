@@ -123,10 +123,8 @@ def loss_aware(system: System, *, chain: str | None = None, loss_target: float |
     v.integer(owner, "restarts", restarts, low=0)
     v.seed(owner, "seed", seed)
     if options is not None:
-        rule = "a list of ExitOption (from exit_options)"
-        options = v.listed(owner, "options", options, rule)
-        if not all(isinstance(o, ExitOption) for o in options):
-            raise v.fail(owner, "options", rule, options)
+        options = v.listed(owner, "options", options, "a list of ExitOption (from exit_options)",
+                           lambda o: isinstance(o, ExitOption))
     start = time.perf_counter()
     base = Costs.of(system, chain)
     base.check_fits()

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from .. import _validation as v
 from .._atomic import atomic_path
 from ._grid import Point, SweepError, point_label
 
@@ -167,8 +168,7 @@ def check_outputs(table: str | Path | None = None, plot: str | Path | None = Non
 def _writable(what: str, path: Path) -> None:
     """Fail now, not after the sweep, where _atomic could not write: on a folder, or
     below a file (the folders it makes need none in their way)."""
-    existing = next(p for p in path.parents if p.exists())
-    if path.is_dir() or not existing.is_dir():
+    if path.is_dir() or not v.can_make_folder(path.parent):
         raise SweepError(f"The {what} {str(path)!r} must be a file whose folder exists or "
                          "can be made.")
 
