@@ -27,7 +27,7 @@ MODEL    ?= build/digits-resnet32
 # the trained network split over two emulated devices, run for real for 20 s
 # beside its twin; last, the shipped learned twin judged on ChainNet's
 # published deployments (its parity plot: build/surrogate-parity.png), and
-# used to place the two chains of shared_edge.
+# used to place the two chains of two_cameras together.
 TESTBED ?= examples/scenarios/testbed_ceed.yaml
 run: $(STAMP)
 	$(BIN)/edgeperf analyze $(SCENARIO)
@@ -48,7 +48,8 @@ run: $(STAMP)
 		$(BIN)/edgeperf surrogate evaluate models/surrogate/chainnet.safetensors \
 			--chainnet ../shared/data/chainnet/val --samples 1000 --plot build/surrogate-parity.png; \
 	else echo "make run: ../shared/data/chainnet/val not found, skipping the surrogate's evaluation"; fi
-	$(BIN)/edgeperf place $(SHARED) --method surrogate --time-budget-s 5 --out build/shared-placed.yaml
+	$(BIN)/edgeperf place examples/scenarios/two_cameras.yaml --method surrogate --time-budget-s 5 \
+		--out build/cameras-placed.yaml
 
 # pytest exits 5 when it collected no test: that is a failure, not a pass.
 test: $(STAMP)

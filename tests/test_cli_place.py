@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -81,13 +82,27 @@ def test_bad_input_is_one_line(capsys, extra, pattern):
 
 
 def test_the_surrogate_places_several_chains(capsys, tmp_path):
-    shared = str(REPO / "examples" / "scenarios" / "shared_edge.yaml")
+    cameras = str(REPO / "examples" / "scenarios" / "two_cameras.yaml")
     out = tmp_path / "placed.yaml"
-    code, stdout, err = run(capsys, "place", shared, "--method", "surrogate",
+    code, stdout, err = run(capsys, "place", cameras, "--method", "surrogate",
                             "--time-budget-s", "1", "--confirm", "0", "--out", str(out),
                             "--json")
     assert code == 0, err
     result = json.loads(stdout)
-    assert result["method"] == "surrogate" and len(result["details"]["placements"]) >= 2
+    assert result["method"] == "surrogate" and len(result["details"]["placements"]) == 2
     code, _, err = run(capsys, "simulate", str(out), "--jobs", "2000", "--replications", "2")
     assert code == 0, err
+
+
+def test_bursts_and_cores_are_placed_by_simulation_not_by_the_twin(capsys):
+    shared = str(REPO / "examples" / "scenarios" / "shared_edge.yaml")  # MMPP, 2 servers
+    assert_one_error_line(*run(capsys, "place", shared, "--method", "surrogate"), re.escape(
+        "edgeperf.surrogate supports Poisson arrivals only (all its training data has); "
+        "simulate this system with edgeperf.sim or place it with method 'simulation'. "
+        "Got MMPPArrivals on chain 'camera'."))
+    code, stdout, err = run(capsys, "place", shared, "--method", "simulation",
+                            "--time-budget-s", "1", "--confirm", "0")
+    assert code == 0, err
+    assert "simulation: minimises worst_loss" in stdout and "chain sensor" in stdout
+    assert stdout.count("simulation estimate: loss") == 2
+    assert "no analytic prediction" not in stdout  # the estimates stand in for it

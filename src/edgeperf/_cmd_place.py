@@ -19,15 +19,16 @@ from rich.table import Table
 __all__ = ["place_command"]
 
 _out = Console()
+JOINT = ("surrogate", "simulation")  # the methods that place every chain at once
 
 
 def place_command(
     scenario: Annotated[Path, typer.Argument(help="The scenario whose chain to place.")],
-    method: Annotated[str, typer.Option(help="neurosurgeon, scission, mincut, ilp, loss-aware "
-                                             "or surrogate.")] = "loss-aware",
+    method: Annotated[str, typer.Option(help="neurosurgeon, scission, mincut, ilp, loss-aware, "
+                                             "surrogate or simulation.")] = "loss-aware",
     objective: Annotated[str | None, typer.Option(
         help="neurosurgeon/scission: latency or energy; ilp: latency, bottleneck or mix; "
-             "surrogate: worst_loss or mean_loss.")] = None,
+             "surrogate, simulation: worst_loss or mean_loss.")] = None,
     weight: Annotated[float | None, typer.Option(help="ilp mix: the latency weight.")] = None,
     max_utilisation: Annotated[float | None, typer.Option(
         help="ilp: each device's processing budget (utilisation).")] = None,
@@ -40,14 +41,18 @@ def place_command(
              "shared threshold per exit from 0.5 to 1 (then accuracy is maximised within "
              "--loss-target).")] = None,
     confirm: Annotated[int | None, typer.Option(
-        help="loss-aware: simulate this many best candidates (default 3; 0: none).")] = None,
-    seed: Annotated[int | None, typer.Option(help="loss-aware: simulation seed.")] = None,
+        help="loss-aware: simulate this many best candidates (default 3; 0: none); "
+             "surrogate, simulation: 0 skips simulating the winner.")] = None,
+    seed: Annotated[int | None, typer.Option(
+        help="loss-aware, surrogate, simulation: the seed of the search and its "
+             "simulations.")] = None,
     model: Annotated[Path | None, typer.Option(
         help="surrogate: the trained model (default: the shipped one for the scenario's "
              "regime, models/surrogate/chainnet.safetensors or chainnet_edgeperf.safetensors).")]
         = None,
     time_budget_s: Annotated[float | None, typer.Option(
-        help="surrogate: seconds of search before the winner is simulated.")] = None,
+        help="surrogate, simulation: seconds of search before the winner is simulated "
+             "(default 10 and 30).")] = None,
     chain: Annotated[str | None, typer.Option(help="The chain to place (several chains).")]
         = None,
     out: Annotated[Path | None, typer.Option(help="Write the placed scenario here.")] = None,
@@ -62,7 +67,7 @@ def place_command(
     options = {"objective": objective, "weight": weight, "max_utilisation": max_utilisation,
                "power": None if power is None else _power(power), "loss_target": loss_target,
                "confirm": confirm, "seed": seed, "model": model, "time_budget_s": time_budget_s}
-    if method == "surrogate" and confirm is not None:
+    if method in JOINT and confirm is not None:
         options["confirm"] = confirm > 0
     system = load_scenario(scenario)
     if out is not None:  # before the search, not after
@@ -125,10 +130,14 @@ def _progress():  # noqa: ANN202 - a callback
 def _print(result: dict) -> None:
     placements = result["details"].get("placements") or {result["chain"]: result["placement"]}
     simulated = result["details"].get("simulated") or {}
+    # the joint searches' own score of each chain (loss-aware's "predicted" is one Metrics)
+    estimated = result["details"]["predicted"] if result["method"] in JOINT else {}
+    title = f"{result['method']}: minimises {result['objective']} (found in " \
+            f"{result['solve_time_s'] * 1e3:.1f} ms)"
+    if len(placements) > 1:  # one line, not squeezed into the width of each table
+        _out.print(title)
     for chain, placement in placements.items():
-        title = f"{result['method']}: minimises {result['objective']} (found in " \
-                f"{result['solve_time_s'] * 1e3:.1f} ms)"
-        table = Table(title=title if len(placements) == 1 else f"{title}, chain {chain}")
+        table = Table(title=title if len(placements) == 1 else f"chain {chain}")
         table.add_column("device")
         table.add_column("blocks")
         for device, blocks in placement.items():
@@ -136,6 +145,10 @@ def _print(result: dict) -> None:
                 f"{blocks[0]} .. {blocks[-1]} ({len(blocks)})"
             table.add_row(device, shown)
         _out.print(table)
+        if chain in estimated:
+            e = estimated[chain]
+            _out.print(f"{result['method']} estimate: loss {e['loss']:.4g}, mean response "
+                       f"{e['response_time']:.5g} s")
         if chain in simulated:
             s = simulated[chain]
             _out.print(f"simulated: loss {s['loss']:.4g} ± {s['loss_half_width']:.2g}, mean "
@@ -146,11 +159,11 @@ def _print(result: dict) -> None:
     if option:
         _out.print(f"exit thresholds {option['label']}: accuracy {option['accuracy']:.4f}")
     predicted = result["predicted"]
-    if "unsupported" in predicted:
-        _out.print(f"no analytic prediction: {predicted['unsupported']}")
-    else:
+    if "unsupported" not in predicted:
         _out.print(f"predicted: loss {predicted['loss_probability']:.4g}, throughput "
                    f"{predicted['throughput']:.5g} 1/s, mean response "
                    f"{predicted['mean_response_time']:.5g} s")
+    elif not estimated:  # the search's estimates stand in for the analytic prediction
+        _out.print(f"no analytic prediction: {predicted['unsupported']}")
     if result["out"]:
         _out.print(f"placed scenario written to {result['out']}")

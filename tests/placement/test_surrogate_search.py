@@ -16,7 +16,8 @@ from edgeperf.model import DNN, Block, Device, Link, Placement, PoissonArrivals,
 from edgeperf.model.system import Chain
 from edgeperf.placement import Costs, valid_assignments
 from edgeperf.placement import _surrogate_search as ss
-from edgeperf.placement._surrogate_search import compare_search, surrogate_search
+from edgeperf.placement._surrogate_search import (compare_search, simulation_search,
+                                                    surrogate_search)
 
 DATA = Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "chainnet" / "val"
 WEIGHT = {"a": 3.0, "b": 1.0, "c": 2.0, "d": 1.5}  # the mock's cost of a device
@@ -218,6 +219,56 @@ def test_shipped_models_are_found_in_a_checkout_and_in_a_wheel_install(tmp_path)
     module.touch()
     assert ss._shipped_folder(module) == (Path(sysconfig.get_path("data")) / "share"
                                           / "edgeperf" / "models" / "surrogate")
+
+
+def bursty_with_cores() -> System:
+    """two_chains with what the twin does not model: c0's arrivals in bursts
+    (MMPP) and two servers on device b."""
+    from dataclasses import replace
+
+    from edgeperf.model import MMPPArrivals
+
+    plain = two_chains()
+    c0 = replace(plain.chains[0], workload=Workload(arrival=MMPPArrivals(
+        rates=(0.2, 4.0), switch_rates=(0.5, 1.0))))
+    devices = [replace(d, servers=2) if d.name == "b" else d for d in plain.devices]
+    return System(devices=devices, links=plain.links, chains=[c0, plain.chains[1]])
+
+
+def test_simulation_search_takes_what_the_twin_does_not():
+    from edgeperf.exceptions import UnsupportedModelError
+    from edgeperf.sim import simulate_chains
+
+    system = bursty_with_cores()
+    with pytest.raises(UnsupportedModelError, match="Poisson arrivals only"):
+        surrogate_search(system, time_budget_s=0.5)  # the shipped twin refuses it
+    decision = simulation_search(system, time_budget_s=1.0, scoring_jobs=300, jobs=2000,
+                                 replications=2, seed=3)
+    details = decision.details
+    assert decision.method == "simulation" and set(details["simulated"]) == {"c0", "c1"}
+    assert details["evaluated"] >= 2
+    # its scores are the simulator's: one run of scoring_jobs with the search's seed
+    again = simulate_chains(decision.system, engine="event", jobs=300, replications=1, seed=3)
+    for name, m in again.items():
+        assert details["predicted"][name]["loss"] == pytest.approx(m.loss_probability)
+        assert details["predicted"][name]["response_time"] == pytest.approx(
+            m.mean_response_time)
+    # and it never ends worse than where it started, the scenario's placement (losses
+    # compare in steps of loss_tolerance, 1e-3: within one, the faster one wins)
+    start = simulate_chains(system, engine="event", jobs=300, replications=1, seed=3)
+    assert decision.value < max(m.loss_probability for m in start.values()) + 1e-3
+
+
+def test_simulation_search_errors():
+    system = two_chains()
+    with pytest.raises(InvalidParameterError, match="'scoring_jobs' parameter of "
+                       "simulation_search"):
+        simulation_search(system, scoring_jobs=0)
+    with pytest.raises(InvalidParameterError, match="'chain' parameter of simulation_search "
+                       r"must be one of \['c0', 'c1'\]\. Got 'nope'\."):
+        simulation_search(system, chain="nope")
+    with pytest.raises(InvalidParameterError, match="'system' parameter of simulation_search"):
+        simulation_search(None)
 
 
 def test_compare_search_runs_every_method():

@@ -10,11 +10,11 @@ import pytest
 import torch
 
 from surrogate_cases import TWO_CHAINS, TWO_LABELS, exits_and_link, two_chains
-from edgeperf.exceptions import InvalidParameterError
+from edgeperf.exceptions import InvalidParameterError, UnsupportedModelError
 from edgeperf.io import parse_scenario
-from edgeperf.surrogate import random_deployment
+from edgeperf.surrogate import AnalyticModel, random_deployment
 from edgeperf.surrogate._graph import (CHAIN_FEATURES, DEVICE_FEATURES, FRAGMENT_FEATURES,
-                                       collate, encode, encode_batch, encode_samples)
+                                       collate, encode, encode_batch, encode_samples, supports)
 
 
 def col(names, name):
@@ -147,6 +147,32 @@ def test_errors():
         encode_batch([])
     with pytest.raises(InvalidParameterError, match=r"one list per system \(1\)"):
         encode_batch([two_chains()], [TWO_LABELS, TWO_LABELS])
+
+
+def test_systems_outside_the_training_domain_are_refused():
+    """Bursty arrivals and multi-server devices: no feature tells them apart, so
+    encoding (hence every model's predict) refuses them rather than guess."""
+    bursty = {**TWO_CHAINS, "chains": [
+        {**TWO_CHAINS["chains"][0], "workload": {"arrival": {
+            "process": "mmpp", "rates": [0.1, 2.0], "switch_rates": [0.5, 0.5]}}},
+        TWO_CHAINS["chains"][1]]}
+    cores = {**TWO_CHAINS, "devices": [{"name": "d1", "capacity": 2, "servers": 2},
+                                       *TWO_CHAINS["devices"][1:]]}
+    for scenario, what, got in (
+            (bursty, "Poisson arrivals", "MMPPArrivals on chain 'c0'"),
+            (cores, "single-server devices", "servers > 1 on ['d1']")):
+        system = parse_scenario(scenario)
+        message = re.escape(f"edgeperf.surrogate supports {what} only (all its training data "
+                            "has); simulate this system with edgeperf.sim or place it with "
+                            f"method 'simulation'. Got {got}.")
+        for call in (supports, encode, lambda s: encode_batch([two_chains(), s]),
+                     AnalyticModel().solve):
+            with pytest.raises(UnsupportedModelError, match=message):
+                call(system)
+    supports(two_chains())  # the domain itself passes
+    with pytest.raises(InvalidParameterError, match=r"'system' parameter of supports must be "
+                       r"a System\. Got 'dict'\."):
+        supports(TWO_CHAINS)
 
 
 def mm1k_blocking(rho, k):

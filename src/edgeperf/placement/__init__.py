@@ -17,7 +17,7 @@ from ._predictor import (LAYER_KINDS, LatencyPredictor, LayerSample, held_out_er
                          predicted_profile, samples_from_profile, time_layers)
 from ._registry import METHODS, place
 from ._split import PowerModel, neurosurgeon, scission
-from ._surrogate_search import compare_search, default_model, surrogate_search
+from ._surrogate_search import compare_search, default_model, simulation_search, surrogate_search
 
 __all__ = ["Costs", "fragments_of", "PlacementDecision", "place", "METHODS",
            "neurosurgeon", "scission", "PowerModel", "mincut", "mincut_split", "mincut_graph",
@@ -27,4 +27,4 @@ __all__ = ["Costs", "fragments_of", "PlacementDecision", "place", "METHODS",
            "LayerSample", "LAYER_KINDS", "time_layers", "samples_from_profile",
            "held_out_error", "predicted_profile", "BandwidthTrace", "CoresTrace", "CoreScaling",
            "SplitSchedule", "ReSplitter", "ResplitComparison", "compare_resplitting",
-           "surrogate_search", "compare_search", "default_model"]
+           "surrogate_search", "simulation_search", "compare_search", "default_model"]

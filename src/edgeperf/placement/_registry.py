@@ -18,6 +18,8 @@ METHODS: dict[str, frozenset[str]] = {
     "ilp": frozenset({"objective", "weight", "max_utilisation", "time_limit_s"}),
     "surrogate": frozenset({"model", "objective", "time_budget_s", "seed", "confirm", "jobs",
                             "replications", "loss_tolerance"}),
+    "simulation": frozenset({"objective", "time_budget_s", "seed", "scoring_jobs", "confirm",
+                             "jobs", "replications", "loss_tolerance"}),
     "loss-aware": frozenset({"loss_target", "options", "exhaustive_limit", "loss_tolerance",
                              "confirm", "jobs", "replications", "seed", "progress"}),
 }
@@ -53,5 +55,8 @@ def _function(method: str):  # noqa: ANN202 - a placement function
     if method == "surrogate":
         from ._surrogate_search import surrogate_search
         return surrogate_search
+    if method == "simulation":
+        from ._surrogate_search import simulation_search
+        return simulation_search
     from ._loss_aware import loss_aware
     return loss_aware

@@ -1,4 +1,7 @@
-"""Joint placement of several chains sharing devices, searched with the learned twin.
+"""Joint placement of several chains sharing devices, searched with the learned twin
+(:func:`surrogate_search`) or with short simulations (:func:`simulation_search`:
+slower, but it takes what the twin does not model, bursty arrivals and
+multi-server devices).
 
 Every chain's blocks are placed as :mod:`._costs` defines for one chain (one
 contiguous fragment per device, consecutive fragments on linked devices, the
@@ -46,8 +49,8 @@ from ._costs import Costs
 from ._decision import PlacementDecision
 from ._loss_aware import _moves, _random_placement
 
-__all__ = ["surrogate_search", "compare_search", "default_model", "OBJECTIVES",
-           "DEFAULT_MODELS"]
+__all__ = ["surrogate_search", "simulation_search", "compare_search", "default_model",
+           "OBJECTIVES", "DEFAULT_MODELS"]
 
 OBJECTIVES = ("worst_loss", "mean_loss")
 
@@ -240,7 +243,7 @@ class _Search:
 
 
 def _check(owner: str, system: object, objective: object, time_budget_s: object,
-           loss_tolerance: object, seed: object) -> None:
+           loss_tolerance: object, seed: object, chain: object = None) -> None:
     if not isinstance(system, System):
         raise v.fail(owner, "system", "a System", system)
     if objective not in OBJECTIVES:
@@ -248,6 +251,9 @@ def _check(owner: str, system: object, objective: object, time_budget_s: object,
     v.positive(owner, "time_budget_s", time_budget_s)
     v.non_negative(owner, "loss_tolerance", loss_tolerance)
     v.integer(owner, "seed", seed, low=0)
+    names = [c.name for c in system.chains]
+    if chain is not None and chain not in names:
+        raise v.fail(owner, "chain", f"one of {names}", chain)
 
 
 def default_model(system: System) -> Path:
@@ -282,7 +288,7 @@ def _model(owner: str, model: object, system: System) -> Scorer:
 
 def surrogate_search(system: System, *, chain: str | None = None, model: object = None,
                      objective: str = "worst_loss", time_budget_s: float = 10.0, seed: int = 0,
-                     confirm: bool = True, jobs: int = 30_000, replications: int = 2,
+                     confirm: bool = True, jobs: int = 30_000, replications: int = 5,
                      loss_tolerance: float = 1e-3) -> PlacementDecision:
     """The joint placement of all chains the learned twin predicts best (module docstring).
 
@@ -290,14 +296,31 @@ def surrogate_search(system: System, *, chain: str | None = None, model: object 
     the path of a saved one, or None for :func:`default_model`. The search stops
     after ``time_budget_s``; with ``confirm`` the winner is simulated (event
     engine, ``jobs`` x ``replications``, ``seed``) and ``details`` reports the
-    predicted and the simulated loss of every chain.
+    predicted and the simulated loss of every chain. The shipped models take
+    Poisson arrivals and single-server devices only
+    (:func:`edgeperf.surrogate.supports`); :func:`simulation_search` takes any.
     """
     owner = "surrogate_search"
-    _check(owner, system, objective, time_budget_s, loss_tolerance, seed)
-    names = [c.name for c in system.chains]
-    if chain is not None and chain not in names:
-        raise v.fail(owner, "chain", f"one of {names}", chain)
+    _check(owner, system, objective, time_budget_s, loss_tolerance, seed, chain)
     return _searched(system, _model(owner, model, system), "surrogate", chain=chain,
+                     objective=objective, time_budget_s=time_budget_s, seed=seed,
+                     tolerance=loss_tolerance, confirm=(jobs, replications) if confirm else None)
+
+
+def simulation_search(system: System, *, chain: str | None = None, objective: str = "worst_loss",
+                      time_budget_s: float = 30.0, seed: int = 0, scoring_jobs: int = 2_000,
+                      confirm: bool = True, jobs: int = 30_000, replications: int = 5,
+                      loss_tolerance: float = 1e-3) -> PlacementDecision:
+    """The same search as :func:`surrogate_search`, each candidate scored by one
+    event-engine run of ``scoring_jobs`` arrivals (the same ``seed`` for every
+    candidate: common random numbers make their differences less noisy). Any
+    system the simulator takes (bursty arrivals, several servers); far fewer
+    candidates per second than the twin scores, hence the longer default budget.
+    """
+    owner = "simulation_search"
+    _check(owner, system, objective, time_budget_s, loss_tolerance, seed, chain)
+    v.integer(owner, "scoring_jobs", scoring_jobs, low=1)
+    return _searched(system, _SimulationScorer(scoring_jobs, seed), "simulation", chain=chain,
                      objective=objective, time_budget_s=time_budget_s, seed=seed,
                      tolerance=loss_tolerance, confirm=(jobs, replications) if confirm else None)
 

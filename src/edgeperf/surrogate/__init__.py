@@ -14,7 +14,7 @@ from ._generate import (GENERATOR_VERSION, REGIMES, Regime, deployments, generat
 
 _LAZY = {
     "_graph": ("encode", "encode_batch", "encode_samples", "collate", "DeploymentGraph",
-               "DEVICE_FEATURES", "FRAGMENT_FEATURES", "CHAIN_FEATURES"),
+               "supports", "DEVICE_FEATURES", "FRAGMENT_FEATURES", "CHAIN_FEATURES"),
     "_models": ("ChainNetModel", "GATModel", "GCNModel", "MLPModel", "AnalyticModel",
                 "SurrogateModel", "MODELS", "build_model"),
     "_train": ("train", "TrainReport", "mape"),

@@ -27,12 +27,12 @@ import numpy as np
 import torch
 
 from .. import _validation as v
-from ..exceptions import InvalidParameterError
-from ..model import System
+from ..exceptions import InvalidParameterError, UnsupportedModelError
+from ..model import PoissonArrivals, System
 from ..queueing import stations_by_chain
 
 __all__ = ["DEVICE_FEATURES", "FRAGMENT_FEATURES", "CHAIN_FEATURES", "DeploymentGraph",
-           "encode", "encode_batch", "encode_samples", "collate"]
+           "encode", "encode_batch", "encode_samples", "collate", "supports"]
 
 DEVICE_FEATURES = ("log_capacity", "inv_capacity", "log_speed", "fragments", "load",
                    "log_load", "load_per_capacity", "service_scv", "is_link", "log_mm1k_load",
@@ -275,6 +275,25 @@ def _labels(system: System, labels: Sequence[Mapping[str, float]]) -> list[tuple
     return rows
 
 
+def supports(system: System) -> None:
+    """Raise :class:`UnsupportedModelError` unless ``system`` lies in the domain the
+    surrogates model: Poisson arrivals and single-server devices, as in every
+    deployment they are trained on (ours and ChainNet's). The encoding has no
+    feature for burstiness or a device's cores, so outside it a prediction would
+    be silently wrong (a bursty chain's loss underestimated several times over);
+    the simulator models both."""
+    v.instance("supports", "system", system, System, "a System")
+    bursty = [c for c in system.chains if not isinstance(c.workload.arrival, PoissonArrivals)]
+    multi = [d.name for d in system.devices if d.servers > 1]
+    if bursty or multi:
+        what, got = ("Poisson arrivals", f"{type(bursty[0].workload.arrival).__name__} on "
+                     f"chain {bursty[0].name!r}") if bursty else \
+            ("single-server devices", f"servers > 1 on {multi}")
+        raise UnsupportedModelError(
+            f"edgeperf.surrogate supports {what} only (all its training data has); simulate "
+            f"this system with edgeperf.sim or place it with method 'simulation'. Got {got}.")
+
+
 def encode(system: System, labels: Sequence[Mapping[str, float]] | None = None
            ) -> DeploymentGraph:
     """The graph of ``system``; ``labels`` (one mapping per chain with
@@ -296,6 +315,8 @@ def encode_batch(systems: Sequence[System],
     if labels is not None and len(labels) != len(systems):
         raise v.fail("encode_batch", "labels", f"one list per system ({len(systems)})",
                      len(labels))
+    for system in systems:
+        supports(system)
     cols = _Columns(systems)
     device, fragment, chain, total = _features(cols)
     target = None

@@ -28,7 +28,7 @@ from .. import _validation as v
 from ..exceptions import NotFittedError
 from ..model import System
 from ._graph import CHAIN_FEATURES, DEVICE_FEATURES, FRAGMENT_FEATURES, DeploymentGraph
-from ._graph import collate, encode, encode_batch
+from ._graph import collate, encode, encode_batch, supports
 
 __all__ = ["SurrogateModel", "ChainNetModel", "GATModel", "GCNModel", "MLPModel",
            "AnalyticModel", "MODELS", "build_model", "as_batch"]
@@ -334,8 +334,10 @@ class AnalyticModel:
         return np.concatenate([self.solve(s) for s in batch.systems])
 
     def solve(self, system: System) -> np.ndarray:
+        """(tput_ratio, response_time) per chain of ``system``."""
         from ..queueing import stations_by_chain
 
+        supports(system)
         stations = stations_by_chain(system)
         routes = [(c.arrival_rate, stations[c.name]) for c in system.chains]
         solved: dict[str, tuple[float, float]] = {}  # station -> (loss, mean wait)
