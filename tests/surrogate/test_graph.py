@@ -12,7 +12,7 @@ import torch
 from surrogate_cases import TWO_CHAINS, TWO_LABELS, exits_and_link, two_chains
 from edgeperf.exceptions import InvalidParameterError, UnsupportedModelError
 from edgeperf.io import parse_scenario
-from edgeperf.surrogate import AnalyticModel, random_deployment
+from edgeperf.surrogate import AnalyticModel, ChainNetModel, random_deployment
 from edgeperf.surrogate._graph import (CHAIN_FEATURES, DEVICE_FEATURES, FRAGMENT_FEATURES,
                                        collate, encode, encode_batch, encode_samples, supports)
 
@@ -166,7 +166,7 @@ def test_systems_outside_the_training_domain_are_refused():
                             "has); simulate this system with edgeperf.sim or place it with "
                             f"method 'simulation'. Got {got}.")
         for call in (supports, encode, lambda s: encode_batch([two_chains(), s]),
-                     AnalyticModel().solve):
+                     AnalyticModel().solve, AnalyticModel.supports, ChainNetModel().supports):
             with pytest.raises(UnsupportedModelError, match=message):
                 call(system)
     supports(two_chains())  # the domain itself passes

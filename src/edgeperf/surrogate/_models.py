@@ -28,7 +28,8 @@ from .. import _validation as v
 from ..exceptions import NotFittedError
 from ..model import System
 from ._graph import CHAIN_FEATURES, DEVICE_FEATURES, FRAGMENT_FEATURES, DeploymentGraph
-from ._graph import collate, encode, encode_batch, supports
+from ._graph import collate, encode, encode_batch
+from ._graph import supports as _supports
 
 __all__ = ["SurrogateModel", "ChainNetModel", "GATModel", "GCNModel", "MLPModel",
            "AnalyticModel", "MODELS", "build_model", "as_batch"]
@@ -89,6 +90,8 @@ class SurrogateModel(nn.Module):
     def normalized(self, batch: DeploymentGraph) -> tuple[torch.Tensor, ...]:
         return tuple((getattr(batch, f"{k}_x") - getattr(self, f"{k}_mean"))
                      / getattr(self, f"{k}_std") for k in _SETS)
+
+    supports = staticmethod(_supports)  # the evaluators' domain check; predict runs it too
 
     def predict(self, graphs: object) -> np.ndarray:
         """(tput_ratio, response_time) per chain, in the order of the graphs' chains."""
@@ -328,6 +331,8 @@ class AnalyticModel:
         self.max_iterations = v.integer("AnalyticModel", "max_iterations", max_iterations, low=1)
         self.config = {"tolerance": tolerance, "max_iterations": max_iterations}
 
+    supports = staticmethod(_supports)  # the learned models' domain, so they compare alike
+
     def predict(self, graphs: object) -> np.ndarray:
         """(tput_ratio, response_time) per chain, solving each encoded system."""
         batch = as_batch(graphs, "AnalyticModel.predict")
@@ -337,7 +342,7 @@ class AnalyticModel:
         """(tput_ratio, response_time) per chain of ``system``."""
         from ..queueing import stations_by_chain
 
-        supports(system)
+        _supports(system)
         stations = stations_by_chain(system)
         routes = [(c.arrival_rate, stations[c.name]) for c in system.chains]
         solved: dict[str, tuple[float, float]] = {}  # station -> (loss, mean wait)
