@@ -97,8 +97,8 @@ def test_the_surrogate_places_several_chains(capsys, tmp_path):
 def test_bursts_and_cores_are_placed_by_simulation_not_by_the_twin(capsys):
     shared = str(REPO / "examples" / "scenarios" / "shared_edge.yaml")  # MMPP, 2 servers
     assert_one_error_line(*run(capsys, "place", shared, "--method", "surrogate"), re.escape(
-        "edgeperf.surrogate supports Poisson arrivals only (all its training data has); "
-        "simulate this system with edgeperf.sim or place it with method 'simulation'. "
+        "edgeperf.surrogate supports Poisson arrivals only, the only kind in its training "
+        "data; simulate this system with edgeperf.sim or place it with method 'simulation'. "
         "Got MMPPArrivals on chain 'camera'."))
     code, stdout, err = run(capsys, "place", shared, "--method", "simulation",
                             "--time-budget-s", "1", "--confirm", "0")

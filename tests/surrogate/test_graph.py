@@ -162,9 +162,9 @@ def test_systems_outside_the_training_domain_are_refused():
             (bursty, "Poisson arrivals", "MMPPArrivals on chain 'c0'"),
             (cores, "single-server devices", "servers > 1 on ['d1']")):
         system = parse_scenario(scenario)
-        message = re.escape(f"edgeperf.surrogate supports {what} only (all its training data "
-                            "has); simulate this system with edgeperf.sim or place it with "
-                            f"method 'simulation'. Got {got}.")
+        message = re.escape(f"edgeperf.surrogate supports {what} only, the only kind in its "
+                            "training data; simulate this system with edgeperf.sim or place it "
+                            f"with method 'simulation'. Got {got}.")
         for call in (supports, encode, lambda s: encode_batch([two_chains(), s]),
                      AnalyticModel().solve, AnalyticModel.supports, ChainNetModel().supports):
             with pytest.raises(UnsupportedModelError, match=message):

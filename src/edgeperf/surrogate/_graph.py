@@ -280,8 +280,8 @@ def supports(system: System) -> None:
     surrogates model: Poisson arrivals and single-server devices, as in every
     deployment they are trained on (ours and ChainNet's). The encoding has no
     feature for burstiness or a device's cores, so outside it a prediction would
-    be silently wrong (a bursty chain's loss underestimated several times over);
-    the simulator models both."""
+    be silently wrong (a bursty chain read as a Poisson one of the same mean rate,
+    which loses fewer jobs; two cores as one); the simulator models both."""
     v.instance("supports", "system", system, System, "a System")
     bursty = [c for c in system.chains if not isinstance(c.workload.arrival, PoissonArrivals)]
     multi = [d.name for d in system.devices if d.servers > 1]
@@ -290,8 +290,9 @@ def supports(system: System) -> None:
                      f"chain {bursty[0].name!r}") if bursty else \
             ("single-server devices", f"servers > 1 on {multi}")
         raise UnsupportedModelError(
-            f"edgeperf.surrogate supports {what} only (all its training data has); simulate "
-            f"this system with edgeperf.sim or place it with method 'simulation'. Got {got}.")
+            f"edgeperf.surrogate supports {what} only, the only kind in its training data; "
+            f"simulate this system with edgeperf.sim or place it with method 'simulation'. "
+            f"Got {got}.")
 
 
 def encode(system: System, labels: Sequence[Mapping[str, float]] | None = None
