@@ -132,6 +132,15 @@ def test_time_budget_is_respected_with_a_slow_model():
     assert abs(decision.details["search_time_s"] - 0.6) < 0.5
 
 
+def test_a_small_space_ends_the_search_before_the_budget():
+    """Once restarts stop meeting new placements, the search stops: here after
+    scoring every valid joint placement, long before 30 s."""
+    system = two_chains(memory_bytes=200)
+    decision = surrogate_search(system, model=Mock(), time_budget_s=30.0, confirm=False)
+    assert decision.details["evaluated"] == len(brute_force(system))
+    assert decision.details["search_time_s"] < 15.0
+
+
 def test_confirm_reports_predicted_and_simulated_losses():
     decision = surrogate_search(two_chains(), model=Mock(), time_budget_s=0.3, jobs=3000,
                                 replications=2, chain="c1")

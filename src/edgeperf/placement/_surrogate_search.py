@@ -21,7 +21,8 @@ GNN's cost is per call as much as per graph) and moves to the best neighbour
 while it improves. The first climb starts from the scenario's own placement
 (when valid); later ones alternate between a random joint placement and a
 kick of the best so far (``_KICK`` random valid moves), until the time budget
-is spent. Batches shrink near the deadline from the measured cost per
+is spent or ``_IDLE`` restarts in a row meet no placement not seen before (a
+small space is exhausted long before the budget). Batches shrink near the deadline from the measured cost per
 candidate, so the budget holds even for a slow scorer (the simulator).
 
 :class:`PlacementDecision` describes one chain; the decision returned is that
@@ -74,6 +75,7 @@ _BATCH = 256  # most candidates per predict call
 _FIRST_BATCH = 8  # until the cost per candidate is measured
 _TRIES = 50  # random draws per restart before it is skipped
 _KICK = 3  # random moves of a kick
+_IDLE = 200  # restarts in a row that meet no new placement: the space is spent, stop early
 
 Joint = tuple[tuple[int, ...], ...]  # one assignment per chain, in the system's chain order
 
@@ -224,15 +226,20 @@ class _Search:
                    default=None)
 
     def run(self, rng: np.random.Generator) -> Joint:
-        """Climbs from the scenario's placement, then alternating random and kicked restarts."""
+        """Climbs from the scenario's placement, then alternating random and kicked
+        restarts, until the budget is spent or ``_IDLE`` restarts in a row meet no
+        placement not seen before (a small space is then exhausted)."""
         starts = self.score([self.space.initial()])
-        while self.left_s() > 0:
+        idle = 0
+        while self.left_s() > 0 and idle < _IDLE:
+            known = len(self.seen)
             if starts:
                 self.climb(starts[0])
             best = self.best()
             fresh = self.space.random(rng) if self.climbs % 2 or best is None else \
                 self.space.kick(best, rng)
             starts = self.score([fresh]) if fresh is not None else []
+            idle = idle + 1 if len(self.seen) == known else 0
         best = self.best()
         if best is None:
             raise InfeasibleError("No valid joint placement of the chains "
