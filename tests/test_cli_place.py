@@ -106,3 +106,4 @@ def test_bursts_and_cores_are_placed_by_simulation_not_by_the_twin(capsys):
     assert "simulation: minimises worst_loss" in stdout and "chain sensor" in stdout
     assert stdout.count("simulation estimate: loss") == 2
     assert "no analytic prediction" not in stdout  # the estimates stand in for it
+    assert "latency without queueing" in stdout and "s (chain camera)" in stdout

@@ -153,8 +153,9 @@ def _print(result: dict) -> None:
             s = simulated[chain]
             _out.print(f"simulated: loss {s['loss']:.4g} ± {s['loss_half_width']:.2g}, mean "
                        f"response {s['mean_response_time']:.5g} s")
+    of = f" (chain {result['chain']})" if len(placements) > 1 else ""
     _out.print(f"objective value {result['value']:.6g}; latency without queueing "
-               f"{result['latency_s']:.6g} s")
+               f"{result['latency_s']:.6g} s{of}")
     option = result["details"].get("exit_option")
     if option:
         _out.print(f"exit thresholds {option['label']}: accuracy {option['accuracy']:.4f}")
