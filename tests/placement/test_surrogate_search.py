@@ -176,8 +176,36 @@ def test_errors(tmp_path, monkeypatch):
                        "must be a System. Got 'dict'.$"):
         ss.default_model({"devices": []})
     with pytest.raises(InvalidParameterError, match=r"'model' parameter of surrogate_search must "
-                       r"be a model whose predictions are finite .*Got 'NaNs'"):
+                       r"be a model that predicts a finite throughput ratio .*Got 'NaNs'"):
         surrogate_search(system, model=NaNs(), confirm=False)
+    with pytest.raises(InvalidParameterError, match=r"NaN or an infinite ratio .*Got 'Endless'"):
+        surrogate_search(system, model=Endless(column=0), confirm=False)
+
+
+class Endless(Mock):
+    """A model that predicts infinity in ``column`` for placements using device d."""
+
+    def __init__(self, column: int) -> None:
+        super().__init__()
+        self.column = column
+
+    def predict(self, systems: list[System]) -> np.ndarray:
+        rows = super().predict(systems)
+        for k, system in enumerate(systems):
+            for c, chain in enumerate(system.chains):
+                if "d" in chain.placement.as_dict():
+                    rows[k * len(system.chains) + c, self.column] = np.inf
+        return rows
+
+
+def test_an_infinite_response_time_ranks_last():
+    """The simulator scores a placement where no job completes with an infinite
+    response time: the search goes on and picks a placement with a finite one."""
+    system = two_chains()
+    decision = surrogate_search(system, model=Endless(column=1), time_budget_s=1.0,
+                                confirm=False, loss_tolerance=0.0)
+    assert all("d" not in p for p in decision.details["placements"].values())
+    assert np.isfinite([p["response_time"] for p in decision.details["predicted"].values()]).all()
 
 
 class NaNs(Mock):

@@ -201,9 +201,12 @@ class _Search:
     def _predict(self, batch: list[Joint]) -> None:
         start = time.perf_counter()
         rows = np.asarray(self.scorer.predict([self.space.placed(j) for j in batch]), float)
-        if not np.all(np.isfinite(rows)):
-            raise v.fail("surrogate_search", "model", "a model whose predictions are finite "
-                         "for this system (it predicted NaN or infinity for a placement)",
+        # an infinite response time ranks last (the simulator's, when no job completes);
+        # NaN (broken weights) or an infinite ratio cannot be ranked at all
+        if np.isnan(rows).any() or not np.isfinite(rows[:, 0]).all():
+            raise v.fail("surrogate_search", "model", "a model that predicts a finite "
+                         "throughput ratio and a response time that is not NaN for this system "
+                         "(it predicted NaN or an infinite ratio for a placement)",
                          getattr(self.scorer, "name", type(self.scorer).__name__))
         n = len(self.space.costs)
         for k, j in enumerate(batch):
