@@ -101,9 +101,13 @@ def test_bursts_and_cores_are_placed_by_simulation_not_by_the_twin(capsys):
         "data; simulate this system with edgeperf.sim or place it with method 'simulation'. "
         "Got MMPPArrivals on chain 'camera'."))
     code, stdout, err = run(capsys, "place", shared, "--method", "simulation",
-                            "--time-budget-s", "1", "--confirm", "0")
+                            "--time-budget-s", "1", "--confirm", "0", "--scoring-jobs", "500")
     assert code == 0, err
     assert "simulation: minimises worst_loss" in stdout and "chain sensor" in stdout
     assert stdout.count("simulation estimate: loss") == 2
     assert "no analytic prediction" not in stdout  # the estimates stand in for it
     assert "latency without queueing" in stdout and "s (chain camera)" in stdout
+    assert_one_error_line(*run(capsys, "place", shared, "--method", "simulation",
+                               "--scoring-jobs", "0"),
+                          r"The 'scoring_jobs' parameter of simulation_search must be an int "
+                          r">= 1\. Got 0\.")

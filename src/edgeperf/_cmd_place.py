@@ -53,6 +53,9 @@ def place_command(
     time_budget_s: Annotated[float | None, typer.Option(
         help="surrogate, simulation: seconds of search before the winner is simulated "
              "(default 10 and 30).")] = None,
+    scoring_jobs: Annotated[int | None, typer.Option(
+        help="simulation: arrivals simulated per candidate (default 2000; more for bursty "
+             "arrivals).")] = None,
     chain: Annotated[str | None, typer.Option(help="The chain to place (several chains).")]
         = None,
     out: Annotated[Path | None, typer.Option(help="Write the placed scenario here.")] = None,
@@ -66,7 +69,8 @@ def place_command(
 
     options = {"objective": objective, "weight": weight, "max_utilisation": max_utilisation,
                "power": None if power is None else _power(power), "loss_target": loss_target,
-               "confirm": confirm, "seed": seed, "model": model, "time_budget_s": time_budget_s}
+               "confirm": confirm, "seed": seed, "model": model, "time_budget_s": time_budget_s,
+               "scoring_jobs": scoring_jobs}
     if method in JOINT and confirm is not None:
         options["confirm"] = confirm > 0
     system = load_scenario(scenario)
