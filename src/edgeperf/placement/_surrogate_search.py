@@ -22,8 +22,9 @@ while it improves. The first climb starts from the scenario's own placement
 (when valid); later ones alternate between a random joint placement and a
 kick of the best so far (``_KICK`` random valid moves), until the time budget
 is spent or ``_IDLE`` restarts in a row meet no placement not seen before (a
-small space is exhausted long before the budget). Batches shrink near the deadline from the measured cost per
-candidate, so the budget holds even for a slow scorer (the simulator).
+small space is exhausted long before the budget). Batches shrink near the
+deadline from the measured cost per candidate, so the budget holds even for a
+slow scorer (the simulator).
 
 :class:`PlacementDecision` describes one chain; the decision returned is that
 of the requested chain (default: the first) with the whole system placed in

@@ -335,14 +335,17 @@ class AnalyticModel:
 
     def predict(self, graphs: object) -> np.ndarray:
         """(tput_ratio, response_time) per chain, solving each encoded system."""
-        batch = as_batch(graphs, "AnalyticModel.predict")
-        return np.concatenate([self.solve(s) for s in batch.systems])
+        batch = as_batch(graphs, "AnalyticModel.predict")  # encoding checked the domain
+        return np.concatenate([self._solve(s) for s in batch.systems])
 
     def solve(self, system: System) -> np.ndarray:
         """(tput_ratio, response_time) per chain of ``system``."""
+        _supports(system)
+        return self._solve(system)
+
+    def _solve(self, system: System) -> np.ndarray:
         from ..queueing import stations_by_chain
 
-        _supports(system)
         stations = stations_by_chain(system)
         routes = [(c.arrival_rate, stations[c.name]) for c in system.chains]
         solved: dict[str, tuple[float, float]] = {}  # station -> (loss, mean wait)
