@@ -94,6 +94,24 @@ def test_the_surrogate_places_several_chains(capsys, tmp_path):
     assert code == 0, err
 
 
+def test_a_placement_beyond_the_twins_training_data_says_so(capsys):
+    """The model trained on ChainNet's regime alone never saw an exit, a link
+    station or variable service; two_cameras has all three."""
+    cameras = str(REPO / "examples" / "scenarios" / "two_cameras.yaml")
+    chainnet = str(REPO / "models" / "surrogate" / "chainnet.safetensors")
+    options = ["--method", "surrogate", "--time-budget-s", "0.5", "--confirm", "0"]
+    code, stdout, err = run(capsys, "place", cameras, *options, "--model", chainnet, "--json")
+    assert code == 0, err
+    found = {gap.split(":")[0]: gap for gap in json.loads(stdout)["details"]["outside_training"]}
+    # whatever the placement: every block's service varies, and each chain has an exit
+    assert found["service SCV of a hop"].endswith("(trained on 0 only)")
+    assert found["exit probability of a hop"].endswith("(trained on 0 only)")
+    code, stdout, err = run(capsys, "place", cameras, *options, "--model", chainnet)
+    assert code == 0 and "note: this placement lies outside the twin's training data" in stdout
+    code, stdout, err = run(capsys, "place", cameras, *options)  # the model trained on ours too
+    assert code == 0 and "outside the twin's training data" not in stdout
+
+
 def test_bursts_and_cores_are_placed_by_simulation_not_by_the_twin(capsys):
     shared = str(REPO / "examples" / "scenarios" / "shared_edge.yaml")  # MMPP, 2 servers
     assert_one_error_line(*run(capsys, "place", shared, "--method", "surrogate"), re.escape(

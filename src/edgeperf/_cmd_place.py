@@ -160,6 +160,10 @@ def _print(result: dict) -> None:
     of = f" (chain {result['chain']})" if len(placements) > 1 else ""
     _out.print(f"objective value {result['value']:.6g}; latency without queueing "
                f"{result['latency_s']:.6g} s{of}")
+    outside = result["details"].get("outside_training")
+    if outside:
+        _out.print("note: this placement lies outside the twin's training data, so its "
+                   f"estimate is an extrapolation (trust the simulation): {'; '.join(outside)}")
     option = result["details"].get("exit_option")
     if option:
         _out.print(f"exit thresholds {option['label']}: accuracy {option['accuracy']:.4f}")

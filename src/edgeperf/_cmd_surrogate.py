@@ -153,5 +153,8 @@ def evaluate_command(
     print(f"{len(items)} deployments, {result['chains']} chains: MAPE throughput ratio "
           f"{result['mape_tput_ratio']:.2f}%, response time {result['mape_response_time']:.2f}% "
           f"({result['inference_s_per_deployment'] * 1e3:.2f} ms a deployment)")
+    if result["deployments_outside_domain"]:
+        print(f"{result['deployments_outside_domain']} of {len(items)} deployments lie outside "
+              "the model's training domain: there it extrapolates")
     if plot is not None:
         print(f"plot written to {plot}")

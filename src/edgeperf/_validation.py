@@ -29,7 +29,7 @@ def fail(owner: str, name: str, rule: str, value: object, *,
     return err
 
 
-def _is_real(value: object) -> bool:
+def is_real(value: object) -> bool:
     if type(value) is float or type(value) is int:  # the common case, without ABC checks
         return True
     return isinstance(value, numbers.Real) and not isinstance(value, bool)
@@ -38,7 +38,7 @@ def _is_real(value: object) -> bool:
 def real(owner: str, name: str, value: object, *, low: float | None = None,
          low_open: bool = False, high: float | None = None) -> float:
     """A finite real number within [low, high] (or (low, high] when low_open)."""
-    if _is_real(value):
+    if is_real(value):
         x = float(value)  # type: ignore[arg-type]
         if math.isfinite(x) and (low is None or x > low or (x == low and not low_open)) \
                 and (high is None or x <= high):

@@ -208,6 +208,30 @@ def test_an_infinite_response_time_ranks_last():
     assert np.isfinite([p["response_time"] for p in decision.details["predicted"].values()]).all()
 
 
+class Bounded(Mock):
+    """The mock, with a training domain as a learned twin keeps one."""
+
+    def __init__(self, chains: tuple[int, int]) -> None:
+        from edgeperf.surrogate import Domain
+
+        super().__init__()
+        self.domain = Domain({"chains": chains, "stations": (1, 100), "link_stations": (0, 9),
+                              "hops": (1, 100), "capacity": (1, 100), "load": (0, 100),
+                              "scv": (0, 9), "exit_probability": (0, 1)})
+
+
+def test_a_winner_outside_the_twins_training_domain_says_so():
+    system = two_chains()
+    decision = surrogate_search(system, model=Bounded(chains=(1, 1)), time_budget_s=0.3,
+                                confirm=False)
+    assert decision.details["outside_training"] == ["chains: 2 (trained on 1 only)"]
+    decision = surrogate_search(system, model=Bounded(chains=(1, 3)), time_budget_s=0.3,
+                                confirm=False)
+    assert decision.details["outside_training"] == []
+    decision = surrogate_search(system, model=Mock(), time_budget_s=0.3, confirm=False)
+    assert "outside_training" not in decision.details  # a model that keeps no domain
+
+
 class NaNs(Mock):
     """A broken model: NaN for every chain (as NaN weights would give)."""
 

@@ -6,12 +6,15 @@ from __future__ import annotations
 import json
 import math
 from dataclasses import replace
+from pathlib import Path
 
 import pytest
 
 from cli_helpers import assert_one_error_line, run
-from edgeperf.surrogate import from_chainnet, load_dataset, save_dataset
-from surrogate_cases import DATA
+from edgeperf.surrogate import Sample, from_chainnet, load_dataset, save_dataset
+from surrogate_cases import DATA, TWO_CHAINS, TWO_LABELS
+
+REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")
@@ -95,6 +98,25 @@ def test_a_plot_that_cannot_be_written_fails_before_the_work(capsys, tmp_path):
                                str(tmp_path / "not-read.npz"), "--plot", str(target)),
                           r"The '--plot' parameter of surrogate evaluate must be a file in an "
                           r"existing folder\. Got '.*missing.*parity\.png'\.")
+
+
+def test_evaluate_counts_the_deployments_outside_the_training_domain(capsys, tmp_path):
+    """The shipped model was trained on capacities 1 to 50: a device of 80 is beyond."""
+    big = {**TWO_CHAINS, "devices": [{**TWO_CHAINS["devices"][0], "capacity": 80},
+                                     *TWO_CHAINS["devices"][1:]]}
+    labels = tuple({**x, "response_time_e2e": math.nan, "throughput": math.nan}
+                   for x in TWO_LABELS)
+    path = save_dataset([Sample(scenario=s, labels=labels) for s in (TWO_CHAINS, big, big)],
+                        tmp_path / "two.npz", meta={"source": "hand-built"})
+    shipped = str(REPO / "models" / "surrogate" / "chainnet.safetensors")
+    code, out, err = run(capsys, "surrogate", "evaluate", shipped, "--data", str(path))
+    assert code == 0, err
+    assert "2 of 3 deployments lie outside the model's training domain" in out
+    code, out, err = run(capsys, "surrogate", "evaluate", shipped, "--data", str(path), "--json")
+    assert json.loads(out)["deployments_outside_domain"] == 2
+    code, out, err = run(capsys, "surrogate", "evaluate", "analytic", "--data", str(path),
+                         "--json")  # no learning, so no training domain
+    assert json.loads(out)["deployments_outside_domain"] is None
 
 
 def test_the_analytic_baseline_needs_no_model_file(capsys):

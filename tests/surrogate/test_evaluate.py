@@ -49,6 +49,19 @@ def test_timing_is_encoding_plus_forward():
                r["parse_s_per_deployment"]) > 0
 
 
+def test_deployments_outside_the_models_domain_are_counted():
+    from edgeperf.io import parse_scenario
+    from edgeperf.surrogate import Domain, encode
+
+    items = [sample([{"tput_ratio": 1.0, "response_time": 1.0}] * 2)] * 3
+    model = Fixed(1.0, 1.0)
+    assert evaluate_model(model, items)["deployments_outside_domain"] is None  # keeps none
+    model.domain = Domain.of(encode(parse_scenario(TWO_CHAINS)))
+    assert evaluate_model(model, items, batch=2)["deployments_outside_domain"] == 0
+    model.domain = Domain({**model.domain.ranges, "capacity": (1, 3)})  # d3 has 4
+    assert evaluate_model(model, items, batch=2)["deployments_outside_domain"] == 3
+
+
 def test_errors():
     lost = sample([{"tput_ratio": 0.0, "response_time": 1.0}] * 2)
     with pytest.raises(InvalidParameterError, match=r"'samples' parameter of evaluate_model must "

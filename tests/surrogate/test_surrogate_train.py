@@ -13,6 +13,7 @@ import pytest
 import torch
 
 from edgeperf.exceptions import InvalidParameterError, NotFittedError
+from edgeperf.surrogate._domain import Domain
 from edgeperf.surrogate._graph import collate, encode
 from edgeperf.surrogate._models import AnalyticModel, build_model
 from edgeperf.surrogate._store import load_model, save_model
@@ -87,9 +88,11 @@ def test_save_load_round_trip(name, tmp_path):
     assert text["provenance"] == {"data": "hand-built"} and text["training"]["epochs"] == 2
     assert len(text["normalization"]["chain"]["mean"]) == len(text["normalization"]["chain"]
                                                                ["features"])
+    assert text["domain"] == Domain.of(labelled[0]).to_dict()
     for target in (tmp_path, weights, described):
         again = load_model(target)
         assert np.array_equal(again.predict(systems), model.predict(systems))
+        assert again.domain == model.domain
     save_model(model, tmp_path / "other.bin")
     assert (tmp_path / "other.safetensors").is_file() and (tmp_path / "other.json").is_file()
 
@@ -156,10 +159,30 @@ def test_store_errors(tmp_path):
     with pytest.raises(InvalidParameterError, match="trained on this version's graph features"):
         load_model(tmp_path)
     text["normalization"]["chain"]["features"] = features
+    text["domain"] = {"chains": [3, 1]}
     (tmp_path / "chainnet.json").write_text(json.dumps(text))
+    with pytest.raises(InvalidParameterError, match=r"a description whose domain is valid "
+                       r"\(The 'ranges' parameter of Domain must be a mapping"):
+        load_model(tmp_path)
+    del text["domain"]  # a model saved before domains were kept: it loads without one
+    (tmp_path / "chainnet.json").write_text(json.dumps(text))
+    assert load_model(tmp_path).domain is None
     (tmp_path / "chainnet.safetensors").write_bytes(b"not safetensors")
     with pytest.raises(InvalidParameterError, match="a valid safetensors file"):
         load_model(tmp_path)
+
+
+def test_the_domain_holds_the_training_and_validation_data_and_grows_with_more():
+    model = build_model("mlp", hidden=8)
+    assert model.domain is None
+    fit, val = encode(two_chains(), TWO_LABELS), encode(exits_and_link(), [TWO_LABELS[0]])
+    train(model, [fit], [val], epochs=1, **FAST)
+    assert model.domain == Domain.of(collate([fit, val])) != Domain.of(fit)
+    more = encode(two_chains(), [{"tput_ratio": 0.5, "response_time": 2.0}] * 2)
+    wide = Domain({**model.domain.ranges, "load": (0.0, 50.0)})
+    model.domain = wide  # training on keeps what the model was trained on before
+    train(model, [more], [more], epochs=1, **FAST)
+    assert model.domain == wide
 
 
 def test_loaded_model_is_fitted_and_untrained_is_not(tmp_path):

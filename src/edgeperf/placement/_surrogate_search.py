@@ -310,6 +310,10 @@ def surrogate_search(system: System, *, chain: str | None = None, model: object 
     predicted and the simulated loss of every chain. The shipped models take
     Poisson arrivals and single-server devices only
     (:func:`edgeperf.surrogate.supports`); :func:`simulation_search` takes any.
+    A model that keeps its training domain (:class:`edgeperf.surrogate.Domain`)
+    also lists in ``details["outside_training"]`` what of the winner lies
+    outside it: there the twin extrapolates, and the simulation is the figure
+    to trust.
     """
     owner = "surrogate_search"
     _check(owner, system, objective, time_budget_s, loss_tolerance, seed, chain)
@@ -356,6 +360,10 @@ def _searched(system: System, scorer: Scorer, method: str, *, chain: str | None,
         "predicted": {c.chain: {"loss": 1.0 - float(np.clip(p[0], 0.0, 1.0)),
                                 "response_time": float(p[1])}
                       for c, p in zip(space.costs, pred)}}
+    domain = getattr(scorer, "domain", None)
+    if domain is not None:  # the winner beyond what the twin learned: trust the simulation
+        from ..surrogate import encode
+        details["outside_training"] = list(domain.gaps(encode(placed))[0])
     if confirm is not None:
         details["simulated"] = _simulated(placed, *confirm, seed)
     losses = 1.0 - np.clip(pred[:, 0], 0.0, 1.0)

@@ -19,6 +19,7 @@ _LAZY = {
                 "SurrogateModel", "MODELS", "build_model"),
     "_train": ("train", "TrainReport", "mape"),
     "_store": ("save_model", "load_model", "FORMAT"),
+    "_domain": ("Domain", "QUANTITIES"),
     "_evaluate": ("evaluate_model",),
     "_plot": ("plot_parity",),
 }

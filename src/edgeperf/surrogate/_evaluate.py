@@ -28,7 +28,9 @@ def evaluate_model(model: Any, samples: Sequence[Any], *, batch: int = 256,
     ``inference_s_per_deployment`` from a parsed System, as the simulator starts,
     split into ``encode_s_per_deployment`` (batches of ``batch``) and
     ``forward_s_per_deployment``, after one warm-up call;
-    ``parse_s_per_deployment`` (the scenario mapping to a System) is apart.
+    ``parse_s_per_deployment`` (the scenario mapping to a System) is apart;
+    ``deployments_outside_domain``: how many lie outside the model's training
+    domain (:class:`Domain`), None for a model that keeps none.
     ``plot``: also write the parity plot of the scored chains to this PNG."""
     from ..io import parse_scenario
     from ._graph import encode_batch
@@ -46,6 +48,7 @@ def evaluate_model(model: Any, samples: Sequence[Any], *, batch: int = 256,
     parsed = time.perf_counter()
     model.predict(encode_batch(systems[:1]))  # the first call allocates: not a prediction's cost
     encode_s = forward_s = 0.0
+    domain, outside = getattr(model, "domain", None), 0
     preds = []
     for i in range(0, len(systems), batch):
         t0 = time.perf_counter()
@@ -53,6 +56,8 @@ def evaluate_model(model: Any, samples: Sequence[Any], *, batch: int = 256,
         t1 = time.perf_counter()
         preds.append(model.predict(graph))
         encode_s, forward_s = encode_s + t1 - t0, forward_s + time.perf_counter() - t1
+        if domain is not None:
+            outside += sum(bool(gaps) for gaps in domain.gaps(graph))
     pred = np.concatenate(preds)
     true = np.array([[c["tput_ratio"], c["response_time"]] for s in items for c in s.labels])
     keep = np.all(true > 0, axis=1) & np.all(np.isfinite(true), axis=1)
@@ -76,4 +81,5 @@ def evaluate_model(model: Any, samples: Sequence[Any], *, batch: int = 256,
             "chains": int(keep.sum()), "chains_left_out": int((~keep).sum()),
             "inference_s_per_deployment": (encode_s + forward_s) / n,
             "encode_s_per_deployment": encode_s / n, "forward_s_per_deployment": forward_s / n,
-            "parse_s_per_deployment": (parsed - start) / n}
+            "parse_s_per_deployment": (parsed - start) / n,
+            "deployments_outside_domain": outside if domain is not None else None}

@@ -27,6 +27,7 @@ from torch.nn.utils.rnn import PackedSequence
 from .. import _validation as v
 from ..exceptions import NotFittedError
 from ..model import System
+from ._domain import Domain
 from ._graph import CHAIN_FEATURES, DEVICE_FEATURES, FRAGMENT_FEATURES, DeploymentGraph
 from ._graph import collate, encode, encode_batch
 from ._graph import supports as _supports
@@ -74,6 +75,8 @@ class SurrogateModel(nn.Module):
         v.seed(type(self).__name__, "seed", seed)
         self.config: dict[str, Any] = {"hidden": hidden, "seed": seed}
         self.training_report: dict[str, Any] | None = None
+        #: what the model was trained on (set by training, saved with the model)
+        self.domain: Domain | None = None
         for key, size in _SETS.items():
             self.register_buffer(f"{key}_mean", torch.zeros(size))
             self.register_buffer(f"{key}_std", torch.ones(size))

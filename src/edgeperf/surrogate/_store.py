@@ -3,11 +3,11 @@
 ``save_model(model, target)`` writes two files side by side: ``<stem>.safetensors``
 (every parameter and buffer: the weights, the feature normalisation constants
 and the ``fitted`` flag) and ``<stem>.json`` (the model's name and config, the
-feature names and normalisation constants for reading, the training report
-and the data provenance). ``target`` is a folder (files ``chainnet.*`` in it)
-or a path whose suffix is dropped for the stem. ``load_model`` takes the
-same target, rebuilds the model from the JSON config and loads the tensors,
-names and shapes checked. Writes are atomic.
+feature names and normalisation constants for reading, the training report,
+the training domain and the data provenance). ``target`` is a folder (files
+``chainnet.*`` in it) or a path whose suffix is dropped for the stem.
+``load_model`` takes the same target, rebuilds the model from the JSON config
+and loads the tensors, names and shapes checked. Writes are atomic.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from typing import Any
 
 from .. import _validation as v
 from .._atomic import atomic_path
+from ._domain import Domain
 from ._graph import CHAIN_FEATURES, DEVICE_FEATURES, FRAGMENT_FEATURES
 from ._models import MODELS, SurrogateModel
 
@@ -70,6 +71,7 @@ def save_model(model: SurrogateModel, path: str | os.PathLike[str], *,
                      "is a folder)", str(path))
     text = {"format": FORMAT, "model": model.name, "config": model.config,
             "normalization": _normalization(model), "training": model.training_report,
+            "domain": None if model.domain is None else model.domain.to_dict(),
             "provenance": dict(provenance or {})}
     try:
         body = json.dumps(text, indent=1, sort_keys=True)
@@ -129,4 +131,10 @@ def load_model(path: str | os.PathLike[str]) -> SurrogateModel:
         raise v.fail("load_model", "path", f"weights that fit the described model ({err})",
                      str(weights)) from None
     model.training_report = text.get("training")
+    if text.get("domain") is not None:  # models saved before domains were kept have none
+        try:
+            model.domain = Domain.from_dict(text["domain"])
+        except ValueError as err:
+            raise v.fail("load_model", "path", f"a description whose domain is valid ({err})",
+                         str(described)) from None
     return model.eval()

@@ -29,6 +29,7 @@ import numpy as np
 import torch
 
 from .. import _validation as v
+from ._domain import Domain
 from ._graph import DeploymentGraph, collate
 from ._models import SurrogateModel
 
@@ -138,6 +139,8 @@ def train(model: SurrogateModel, train_graphs: Sequence[DeploymentGraph],
 
     A model not fitted yet first takes its input normalisation from
     ``train_graphs``; a fitted (loaded) one keeps its own, so training goes on.
+    The model's ``domain`` becomes (or, training on, grows to hold) the ranges
+    of ``train_graphs`` and ``val_graphs`` (:class:`Domain`).
     ``threads`` is torch's intra-op thread count while training (restored after).
     If no epoch ends with a finite validation MAPE (``lr`` too high: training
     diverged), the model gets its weights back and an InvalidParameterError
@@ -161,6 +164,8 @@ def train(model: SurrogateModel, train_graphs: Sequence[DeploymentGraph],
                      "MAPE was not finite after any epoch; the model keeps the weights it had)",
                      lr)
     model.fitted.fill_(True)
+    seen = Domain.of(collate(train_set)).union(Domain.of(val_batch))
+    model.domain = seen if model.domain is None else model.domain.union(seen)
     report = TrainReport(train_graphs=len(train_set), val_graphs=val_batch.num_graphs,
                          config=config, **history)
     model.training_report = report.to_dict()
