@@ -109,9 +109,12 @@ def listed(owner: str, name: str, value: object, rule: str,
 
 def instance(owner: str, name: str, value: object, kind: type | tuple[type, ...],
              rule: str) -> object:
-    """``value`` itself when it is a ``kind``; ``rule`` says what it must be."""
+    """``value`` itself when it is a ``kind``; ``rule`` says what it must be. The
+    error shows None or a number as itself, anything else by its type's name: a
+    System's or an array's repr would not fit one line."""
     if not isinstance(value, kind):
-        raise fail(owner, name, rule, type(value).__name__)
+        plain = value is None or isinstance(value, (bool, numbers.Number))
+        raise fail(owner, name, rule, value if plain else type(value).__name__)
     return value
 
 

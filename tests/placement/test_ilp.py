@@ -217,7 +217,7 @@ def test_utilisations_check_their_arguments(function):
     costs, owner = Costs.of(tiny()), function.__name__
     with pytest.raises(InvalidParameterError, match=exactly(
             f"The 'costs' parameter of {owner} must be a Costs (Costs.of(system)). "
-            "Got 'NoneType'.")):
+            "Got None.")):
         function(None, [0, 0, 0])
     rule = (f"The 'assignment' parameter of {owner} must be 3 device indices from 0 to 1, "
             "one per block.")

@@ -128,7 +128,7 @@ def test_exit_options_check_their_arguments():
     table = ExitTable(confidence=np.ones((4, 3)), correct=np.ones((4, 3), dtype=bool))
     model = three_devices(exits=(None, 0.0, 0.0, None)).model
     with pytest.raises(InvalidParameterError, match=exactly(
-            "The 'table' parameter of exit_options must be an ExitTable. Got 'NoneType'.")):
+            "The 'table' parameter of exit_options must be an ExitTable. Got None.")):
         exit_options(None, model, [[0.5, 0.5]])
     with pytest.raises(InvalidParameterError, match=exactly(
             "The 'model' parameter of exit_options must be a DNN. Got 'str'.")):

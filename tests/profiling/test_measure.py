@@ -200,7 +200,7 @@ def test_inconsistent_exits_are_rejected(net_, got):
 def test_counts_need_a_module(count):
     with pytest.raises(InvalidParameterError, match=exactly(
             f"The 'module' parameter of {count.__name__} must be a torch.nn.Module. "
-            "Got 'NoneType'.")):
+            "Got None.")):
         count(None)
 
 

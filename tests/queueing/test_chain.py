@@ -128,7 +128,7 @@ def test_idle_station_after_certain_exit():
      "The 'probability' parameter of StationExit must be a finite number >= 0 and <= 1. Got 1.5."),
     (lambda: Station(name="a", capacity=1, service=Exponential(1.0), delay_s=-1.0),
      "The 'delay_s' parameter of Station must be a finite number >= 0. Got -1.0."),
-    (lambda: stations_of(None), "The 'system' parameter of stations_of must be a System. Got 'NoneType'."),
+    (lambda: stations_of(None), "The 'system' parameter of stations_of must be a System. Got None."),
     (lambda: stations_by_chain({}), "The 'system' parameter of stations_by_chain must be a System. Got 'dict'."),
 ])
 def test_errors(call, match):

@@ -51,7 +51,7 @@ def test_the_report_needs_a_system_a_deployment_and_a_run(tmp_path, tiny_model):
                                           devices=[{"name": "a", "capacity": 4}],
                                           placement={"a": BLOCKS}))
     with pytest.raises(InvalidParameterError, match=r"^The 'system' parameter of twin_report "
-                       r"must be a System\. Got 'NoneType'\.$"):
+                       r"must be a System\. Got None\.$"):
         twin_report(None, None, None)
     with pytest.raises(InvalidParameterError, match=r"^The 'deployment' parameter of "
                        r"twin_report must be a Deployment\. Got 'dict'\.$"):

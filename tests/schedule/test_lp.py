@@ -225,7 +225,7 @@ def test_simulation_meets_the_target_within_its_confidence_interval():
 
 @pytest.mark.parametrize("call, message", [
     (lambda: queueing_lp("problem"),
-     "The 'problem' parameter of queueing_lp must be an ExitProblem. Got 'problem'."),
+     "The 'problem' parameter of queueing_lp must be an ExitProblem. Got 'str'."),
     (lambda: queueing_lp(make_problem(), loads=1),
      "The 'loads' parameter of queueing_lp must be an int >= 2. Got 1."),
     (lambda: QueueingLPPolicy(make_problem(), window=8),

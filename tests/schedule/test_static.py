@@ -83,26 +83,26 @@ def test_bad_problems_are_refused(kwargs, message):
 
 @pytest.mark.parametrize("call, message", [
     (lambda p: static(None), "The 'problem' parameter of static must be an ExitProblem. "
-                             "Got 'NoneType'."),
+                             "Got None."),
     (lambda p: static_tuned("p"), "The 'problem' parameter of static_tuned must be an "
                                   "ExitProblem. Got 'str'."),
     (lambda p: predict(None, static(p)), "The 'problem' parameter of predict must be an "
-                                         "ExitProblem. Got 'NoneType'."),
+                                         "ExitProblem. Got None."),
     (lambda p: predict(p, (0.5, 0.5, 0.5)), "The 'decision' parameter of predict must be a "
                                             "ThresholdDecision or a ProbabilityDecision. "
                                             "Got 'tuple'."),
     (lambda p: simulate_decision(p, None), "The 'decision' parameter of simulate_decision "
                                            "must be a ThresholdDecision or a "
-                                           "ProbabilityDecision. Got 'NoneType'."),
+                                           "ProbabilityDecision. Got None."),
     (lambda p: static_tuned(p, grid=[]), "The 'grid' parameter of static_tuned must be a "
                                          "non-empty 1-D array of thresholds >= 0. Got []."),
     (lambda p: static_tuned(p, grid="fine"), "The 'grid' parameter of static_tuned must be a "
                                              "non-empty 1-D array of thresholds >= 0. "
                                              "Got 'fine'."),
     (lambda p: problem_of(None, p.table, 0.01), "The 'system' parameter of problem_of must be "
-                                                "a System. Got 'NoneType'."),
+                                                "a System. Got None."),
     (lambda p: problem_of(p.system(), None, 0.01), "The 'table' parameter of problem_of must "
-                                                   "be an ExitTable. Got 'NoneType'."),
+                                                   "be an ExitTable. Got None."),
 ])
 def test_what_is_not_a_problem_or_decision_is_refused(problem, call, message):
     with pytest.raises(InvalidParameterError, match="^" + __import__("re").escape(message) + "$"):

@@ -299,7 +299,7 @@ def test_bad_problem_buckets_states_and_tables_are_refused(problem):
                        r"exits\. Got \(3,\)\.$"):
         policy.decide(state([0.5, 0.5, 0.5]))
     with pytest.raises(InvalidParameterError, match=r"^The 'table' parameter of ThresholdUCB "
-                       r"must be an ExitTable with 4 exits\. Got 'x'\.$"):
+                       r"must be an ExitTable with 4 exits\. Got 'str'\.$"):
         policy.set_reference("x")
 
 

@@ -75,7 +75,7 @@ def test_grid_errors_for_duplicates_emptiness_and_size():
 
 def test_what_is_not_a_spec_gets_one_clear_message():
     with pytest.raises(InvalidParameterError, match=r"^The 'spec' parameter of parse_set must "
-                       r"be a string PATH=VALUES \(e\.g\. .*\)\. Got 'NoneType'\.$"):
+                       r"be a string PATH=VALUES \(e\.g\. .*\)\. Got None\.$"):
         parse_set(None)
     with pytest.raises(InvalidParameterError, match=r"^The 'sets' parameter of grid_points must "
                        r"be a list of PATH=VALUES strings or a mapping PATH -> values\. "

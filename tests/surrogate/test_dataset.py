@@ -86,7 +86,7 @@ def test_sample_labels_must_match_the_chains():
                        r"one label mapping per entry of scenario\['chains'\]\. Got 'NoneType'"):
         Sample(scenario=scenario, labels=None)
     with pytest.raises(InvalidParameterError, match=r"^The 'scenario' parameter of Sample must "
-                       r"be a scenario mapping \(devices, links, chains\)\. Got 'NoneType'\.$"):
+                       r"be a scenario mapping \(devices, links, chains\)\. Got None\.$"):
         Sample(scenario=None, labels=())
 
 

@@ -143,10 +143,10 @@ class EarlyExitNet(nn.Module):
         self.input_shape: tuple[int, ...] = _shape(owner, "input_shape", input_shape)
         if head is None:
             head = ExitHead()
-        if not isinstance(head, ExitHead):
-            raise v.fail(owner, "head", "an ExitHead or None", head)
+        v.instance(owner, "head", head, ExitHead, "an ExitHead or None")
         if final_head is not None and not isinstance(final_head, (nn.Module, ExitHead)):
-            raise v.fail(owner, "final_head", "a torch.nn.Module, an ExitHead or None", final_head)
+            raise v.fail(owner, "final_head", "a torch.nn.Module, an ExitHead or None",
+                         type(final_head).__name__)
         self.head_config = head
         self.exit_blocks: tuple[int, ...] = self._exit_indices(exits)
         self.block_output_shapes: tuple[tuple[int, ...], ...] = self._dry_run()

@@ -101,8 +101,7 @@ class LatencyStats:
         if not self.p50 <= self.p95 <= self.p99:
             raise v.fail(owner, "p99", "percentiles with p50 <= p95 <= p99",
                          [self.p50, self.p95, self.p99], what="value")
-        if not isinstance(self.law, ServiceLaw):
-            raise v.fail(owner, "law", "a service law from edgeperf.dists", self.law)
+        v.instance(owner, "law", self.law, ServiceLaw, "a service law from edgeperf.dists")
 
     @property
     def scv(self) -> float:
@@ -130,8 +129,7 @@ def _optional_count(owner: str, name: str, value: object) -> None:
 
 
 def _stats(owner: str, value: object) -> None:
-    if not isinstance(value, LatencyStats):
-        raise v.fail(owner, "latency", "a LatencyStats", value)
+    v.instance(owner, "latency", value, LatencyStats, "a LatencyStats")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -183,8 +183,7 @@ def mg1k(arrival_rate: float, service: ServiceLaw, capacity: int,
     """
     rate = v.positive(_OWNER, "arrival_rate", arrival_rate)
     k = v.integer(_OWNER, "capacity", capacity, low=1)
-    if not isinstance(service, ServiceLaw):
-        raise v.fail(_OWNER, "service", "a service law from edgeperf.dists", service)
+    v.instance(_OWNER, "service", service, ServiceLaw, "a service law from edgeperf.dists")
     rho = rate * service.mean
     if method == "mgs":
         loss = _mgs_loss(rho, service.scv, k)

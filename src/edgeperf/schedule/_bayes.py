@@ -170,8 +170,7 @@ def bayes(problem: ExitProblem, *, trials: int = 200, seed: int = 0,
     loss, when no policy meets the target.
     """
     start = time.perf_counter()
-    if not isinstance(problem, ExitProblem):
-        raise v.fail("bayes", "problem", "an ExitProblem", problem)
+    v.instance("bayes", "problem", problem, ExitProblem, "an ExitProblem")
     trials = v.integer("bayes", "trials", trials, low=1)
     seed = v.integer("bayes", "seed", seed, low=0)
     if evaluate not in _EVALUATE:
@@ -265,8 +264,7 @@ class BayesLookup:
         """``bayes`` at each rate (sorted), each warm-started from the previous rate's
         best. Raises InfeasibleError naming the first rate where no policy meets
         the target. ``progress`` shows a bar on stderr."""
-        if not isinstance(problem, ExitProblem):
-            raise v.fail("BayesLookup.build", "problem", "an ExitProblem", problem)
+        v.instance("BayesLookup.build", "problem", problem, ExitProblem, "an ExitProblem")
         try:
             grid = sorted(set(v.positive("BayesLookup.build", "rates", r) for r in rates))
         except TypeError:
@@ -409,8 +407,7 @@ class BayesLookupPolicy:
     def __init__(self, lookup: BayesLookup, table: ExitTable | None = None, *,
                  window: int = 1024, seed: int = 0) -> None:
         owner = "BayesLookupPolicy"
-        if not isinstance(lookup, BayesLookup):
-            raise v.fail(owner, "lookup", "a BayesLookup", lookup)
+        v.instance(owner, "lookup", lookup, BayesLookup, "a BayesLookup")
         n_exits = len(lookup.exit_names)
         if table is not None and (not isinstance(table, ExitTable) or table.n_exits != n_exits):
             raise v.fail(owner, "table", f"None or an ExitTable with {n_exits} exits", table)

@@ -250,8 +250,7 @@ class KnapsackPolicy:
     def __init__(self, problem: ExitProblem, *, window: int = 64, resolution: int = 1024,
                  bins: int = 20) -> None:
         owner = "KnapsackPolicy"
-        if not isinstance(problem, ExitProblem):
-            raise v.fail(owner, "problem", "an ExitProblem", problem)
+        v.instance(owner, "problem", problem, ExitProblem, "an ExitProblem")
         self.problem = problem
         self.window = v.integer(owner, "window", window, low=2)
         self.resolution = v.integer(owner, "resolution", resolution, low=1)
@@ -355,8 +354,7 @@ def harder_inputs(table: ExitTable, *, confidence_drop: float = 0.15, noise: flo
     and each right answer turned wrong with probability ``error_rate``. A
     threshold policy then sends more jobs to deeper exits, so the load rises."""
     owner = "harder_inputs"
-    if not isinstance(table, ExitTable):
-        raise v.fail(owner, "table", "an ExitTable", table)
+    v.instance(owner, "table", table, ExitTable, "an ExitTable")
     drop = v.real(owner, "confidence_drop", confidence_drop, low=0.0, high=1.0)
     sd = v.non_negative(owner, "noise", noise)
     flip = v.probability(owner, "error_rate", error_rate)

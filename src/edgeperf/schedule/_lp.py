@@ -300,8 +300,7 @@ def queueing_lp(problem: ExitProblem, *, loads: int = LOADS) -> ProbabilityDecis
     lowest achievable loss, when no policy found meets the target.
     """
     start = time.perf_counter()
-    if not isinstance(problem, ExitProblem):
-        raise v.fail(_OWNER, "problem", "an ExitProblem", problem)
+    v.instance(_OWNER, "problem", problem, ExitProblem, "an ExitProblem")
     count = v.integer(_OWNER, "loads", loads, low=2)
     search = _Search(problem, count)
     accuracy = problem.table.accuracy_by_exit
@@ -349,8 +348,7 @@ class QueueingLPPolicy:
     def __init__(self, problem: ExitProblem, *, window: int = 256, tolerance: float = 0.1,
                  seed: int = 0, loads: int = LOADS) -> None:
         owner = "QueueingLPPolicy"
-        if not isinstance(problem, ExitProblem):
-            raise v.fail(owner, "problem", "an ExitProblem", problem)
+        v.instance(owner, "problem", problem, ExitProblem, "an ExitProblem")
         self.problem = problem
         self.window = v.integer(owner, "window", window, low=self._MIN_ARRIVALS)
         self.tolerance = v.positive(owner, "tolerance", tolerance)

@@ -91,10 +91,8 @@ class ExitProblem:
 
     def __post_init__(self) -> None:
         owner = "ExitProblem"
-        if not isinstance(self.table, ExitTable):
-            raise v.fail(owner, "table", "an ExitTable", self.table)
-        if not isinstance(self.model, DNN):
-            raise v.fail(owner, "model", "a DNN", self.model)
+        v.instance(owner, "table", self.table, ExitTable, "an ExitTable")
+        v.instance(owner, "model", self.model, DNN, "a DNN")
         if len(self.exit_blocks) != self.table.n_exits:
             raise v.fail(owner, "table", f"{len(self.exit_blocks)} exit columns, one per exit "
                          "of the model", self.table.n_exits)

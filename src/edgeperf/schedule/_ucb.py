@@ -162,8 +162,7 @@ class ThresholdUCB:
                  overhead_weight: float = 0.3, exploration: float = 0.2,
                  discount: float = 1.0, seed: int = 0) -> None:
         owner = self._owner
-        if not isinstance(problem, ExitProblem):
-            raise v.fail(owner, "problem", "an ExitProblem", problem)
+        v.instance(owner, "problem", problem, ExitProblem, "an ExitProblem")
         self.arms = _arms(owner, arms)
         self.exploration = v.non_negative(owner, "exploration", exploration)
         self.discount = v.real(owner, "discount", discount, low=0.0, low_open=True, high=1.0)
@@ -216,7 +215,8 @@ class ThresholdUCB:
         the mean of :func:`adaee_reward` over the table's rows (default: the reference)."""
         table = self._reference if table is None else table
         if not isinstance(table, ExitTable) or table.n_exits != self.n_exits:
-            raise v.fail(self._owner, "table", f"an ExitTable with {self.n_exits} exits", table)
+            raise v.fail(self._owner, "table", f"an ExitTable with {self.n_exits} exits",
+                         getattr(table, "n_exits", type(table).__name__))
         conf = _valid_confidences(table.confidence)
         exits = _exits(conf, self.arms)  # [N, A]
         return np.array([_reward(conf, exits, self.overhead, w).mean(axis=0)
