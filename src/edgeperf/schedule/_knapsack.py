@@ -409,7 +409,7 @@ def simulate_shift(problem: ExitProblem, shifted: ExitTable, *, policy: object =
     clean = problem.table
     if not isinstance(shifted, ExitTable) or shifted.n_exits != clean.n_exits:
         raise v.fail(owner, "shifted", f"an ExitTable with {clean.n_exits} exits",
-                     getattr(shifted, "n_exits", shifted))
+                     getattr(shifted, "n_exits", type(shifted).__name__))
     if (policy is None) == (thresholds is None):
         raise v.fail(owner, "policy", "given, or else thresholds, but not both",
                      (policy, thresholds))

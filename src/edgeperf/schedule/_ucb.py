@@ -260,7 +260,7 @@ class ThresholdUCB:
         if not isinstance(state, JobState) or state.confidence is None:
             raise v.fail(owner, "state", "a JobState carrying the job's exit-table row "
                          "(simulate with exits=StaticExits(table=...))",
-                         getattr(state, "confidence", state))
+                         getattr(state, "confidence", type(state).__name__))
         row = np.asarray(state.confidence, dtype=float)
         if row.shape != (self.n_exits,) or state.n_exits != self.n_exits:
             raise v.fail(owner, "state", f"a confidence row of the problem's {self.n_exits} "
