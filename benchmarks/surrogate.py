@@ -220,11 +220,20 @@ def placement_search(model, budget_s: float = 5.0,  # noqa: ANN001
             result = compare_search(system, time_budget_s=budget_s, seed=seed, model=model)
             out.append({"regime": regime, "seed": seed, "budget_s": budget_s,
                         "methods": {k: {x: r[x] for x in ("worst_loss", "worst_loss_half_width",
-                                                          "evaluated", "search_time_s")}
+                                                          "evaluated", "search_time_s")
+                                        if x in r}  # an infeasible ILP has no loss
                                     for k, r in result.items()}})
             print(f"search {regime} {seed}: " + ", ".join(
-                f"{k} {r['worst_loss']:.3f}" for k, r in result.items()), flush=True)
+                f"{k} {_searched(r)}" for k, r in result.items()), flush=True)
     return out
+
+
+def _searched(method: dict) -> str:
+    """One cell of the search table: the winner's simulated loss, or why none."""
+    if "worst_loss" not in method:  # the ILP found no placement
+        return f"none ({method['evaluated']})"
+    return (f"{method['worst_loss']:.3f} ± {method['worst_loss_half_width']:.3f} "
+            f"({method['evaluated']})")
 
 
 def _evaluate_all(models: dict, sets: dict) -> list[dict]:
@@ -341,12 +350,12 @@ def markdown_table(result: dict) -> str:
                          f"{b['bias']:+.2f} | {b['share_of_error']:.2f} |")
     search = result["placement_search"]
     lines += ["", f"Placement search, {search[0]['budget_s']:g} s each: simulated worst-chain "
-              "loss of each method's winner (candidates scored).", "",
+              "loss of each method's winner ± its 95% half-width (candidates scored).", "",
               "| deployment | " + " | ".join(search[0]["methods"]) + " |",
               "|---" * (len(search[0]["methods"]) + 1) + "|"]
     for row in search:
         lines.append(f"| {row['regime']} {row['seed']} | " + " | ".join(
-            f"{m['worst_loss']:.3f} ({m['evaluated']})" for m in row["methods"].values()) + " |")
+            _searched(m) for m in row["methods"].values()) + " |")
     inf, sim = result["inference_s_per_deployment"], result["simulation_s_per_deployment"]
     curve = result["simulation_curve"]
     lines += ["", f"Simulation against the published labels ({curve['deployments']} "
