@@ -10,6 +10,7 @@ import pytest
 import yaml
 
 from cli_helpers import assert_one_error_line, run
+from edgeperf.io import load_scenario
 from exit_problems import synthetic_table
 
 REPO = Path(__file__).parents[1]
@@ -90,6 +91,9 @@ def test_the_surrogate_places_several_chains(capsys, tmp_path):
     assert code == 0, err
     result = json.loads(stdout)
     assert result["method"] == "surrogate" and len(result["details"]["placements"]) == 2
+    placed = load_scenario(out)  # every chain as the search placed it, not only the first
+    assert {c.name: c.placement.as_dict() for c in placed.chains} == \
+        result["details"]["placements"]
     code, _, err = run(capsys, "simulate", str(out), "--jobs", "2000", "--replications", "2")
     assert code == 0, err
 

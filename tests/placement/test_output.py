@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -9,7 +10,8 @@ import yaml
 
 from edgeperf.exceptions import InvalidParameterError
 from edgeperf.io import load_scenario
-from edgeperf.placement import place, write_placed_scenario
+from edgeperf.model import Placement, System
+from edgeperf.placement import PlacementDecision, place, write_placed_scenario
 from edgeperf.dists import Deterministic
 from edgeperf.profiling import BlockProfile, LatencyStats, Profile
 
@@ -63,6 +65,24 @@ def test_a_chain_of_several_keeps_the_others(tmp_path):
     placed = load_scenario(write_placed_scenario(file, decision, tmp_path / "out.yaml"))
     assert placed.chain(name).placement == decision.placement
     assert [c.placement for c in placed.chains[1:]] == [c.placement for c in system.chains[1:]]
+
+
+def test_a_joint_placement_writes_every_chain(tmp_path):
+    """The joint searches place every chain: the file must hold them all, not
+    only the decision's chain (which the other methods place alone)."""
+    file = REPO / "examples" / "scenarios" / "two_cameras.yaml"
+    system = load_scenario(file)
+    moved = {"door": Placement.from_mapping({"server": ["door_stem", "door_mid"],
+                                             "door": ["door_head"]}),
+             "yard": Placement.from_mapping({"server": ["yard_stem", "yard_mid", "yard_head"]})}
+    both = System(devices=system.devices, links=system.links,
+                  chains=[replace(c, placement=moved[c.name]) for c in system.chains])
+    decision = PlacementDecision(method="surrogate", system=both, chain="door",
+                                 assignment=(2, 2, 0), objective="worst_loss", value=0.0,
+                                 latency_s=0.1, solve_time_s=0.1)
+    placed = load_scenario(write_placed_scenario(file, decision, tmp_path / "out.yaml"))
+    assert {c.name: c.placement for c in placed.chains} == moved
+    assert [c.source for c in placed.chains] == ["door", "yard"]
 
 
 def test_a_failed_write_leaves_the_old_file(scenario, tmp_path):

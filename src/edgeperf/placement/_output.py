@@ -19,19 +19,21 @@ __all__ = ["write_placed_scenario"]
 
 def write_placed_scenario(scenario: str | Path, decision: PlacementDecision,
                           out: str | Path) -> Path:
-    """Copy the scenario file ``scenario`` to ``out`` with the decision's
-    placement (and source device) for its chain; file references (profiles,
-    traces) are rewritten relative to ``out``. The copy is read back before it
-    replaces anything, so a bad result never lands."""
+    """Copy the scenario file ``scenario`` to ``out`` with the placement (and
+    source device) the decision gives every chain: the joint searches place
+    them all, the other methods the decision's chain (the rest keep theirs).
+    File references (profiles, traces) are rewritten relative to ``out``. The
+    copy is read back before it replaces anything, so a bad result never lands."""
     source = v.path("write_placed_scenario", "scenario", scenario)
     target = v.path("write_placed_scenario", "out", out)
     data = yaml.safe_load(read_text(source))
-    chain = decision.system.chain(decision.chain)
-    entry = data if "chains" not in data else next(c for c in data["chains"]
-                                                   if c["name"] == decision.chain)
-    entry["placement"] = decision.placement.as_dict()
-    if chain.source is not None:
-        entry["source"] = chain.source
+    entries = {decision.chain: data} if "chains" not in data else \
+        {c["name"]: c for c in data["chains"]}
+    for name, entry in entries.items():
+        chain = decision.system.chain(name)
+        entry["placement"] = chain.placement.as_dict()
+        if chain.source is not None:
+            entry["source"] = chain.source
     _rebase(data, source.parent.resolve(), target.parent.resolve())
     header = (f"# Placed by edgeperf place --method {decision.method} "
               f"(objective {decision.objective}) from {source.name}.\n")
