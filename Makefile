@@ -50,6 +50,7 @@ run: $(STAMP)
 	else echo "make run: ../shared/data/chainnet/val not found, skipping the surrogate's evaluation"; fi
 	$(BIN)/edgeperf place examples/scenarios/two_cameras.yaml --method surrogate --time-budget-s 5 \
 		--out build/cameras-placed.yaml
+	$(BIN)/edgeperf surrogate predict build/cameras-placed.yaml
 
 # pytest exits 5 when it collected no test: that is a failure, not a pass.
 test: $(STAMP)

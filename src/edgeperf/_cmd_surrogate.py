@@ -1,4 +1,5 @@
-"""``edgeperf surrogate ...``: the learned twin's data (``generate``)."""
+"""``edgeperf surrogate ...``: the learned twin's data (``generate``), training
+(``train``), judging (``evaluate``) and use on one scenario (``predict``)."""
 
 from __future__ import annotations
 
@@ -158,3 +159,53 @@ def evaluate_command(
               "the model's training domain: there it extrapolates")
     if plot is not None:
         print(f"plot written to {plot}")
+
+
+@surrogate_app.command("predict")
+def predict_command(
+    scenario: Annotated[Path, typer.Argument(help="Scenario file (YAML or JSON).")],
+    model: Annotated[Path | None, typer.Option(
+        help="A saved surrogate (.safetensors); default: the shipped one for the scenario "
+             "(trained on our regime too when a chain has an exit, a link or variable "
+             "service).")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+) -> None:
+    """Predict each chain's throughput ratio, loss and response time with the learned twin."""
+    import json
+    import time
+
+    from rich.console import Console
+    from rich.table import Table
+
+    from .io import load_scenario
+    from .placement import default_model
+    from .surrogate import encode, load_model
+
+    system = load_scenario(scenario)
+    path = default_model(system) if model is None else model
+    net = load_model(path)
+    net.predict(encode(system))  # refuses bursts and several cores; the first call allocates
+    start = time.perf_counter()
+    graph = encode(system)
+    pred = net.predict(graph)
+    took = time.perf_counter() - start  # what a prediction costs, once warm
+    chains = {c.name: {"tput_ratio": float(p[0]), "loss": 1.0 - float(p[0]),
+                       "response_time": float(p[1])} for c, p in zip(system.chains, pred)}
+    outside = None if net.domain is None else list(net.domain.gaps(graph)[0])
+    if as_json:
+        print(json.dumps({"model": str(path), "chains": chains, "outside_training": outside,
+                          "predict_s": took}))
+        return
+    table = Table(title=f"learned twin {path.name} ({took * 1e3:.1f} ms)",
+                  caption="response time: the sum of the chain's mean response times at "
+                          "its devices (ChainNet's label; links left out)")
+    for column in ("chain", "throughput ratio", "loss", "response time (s)"):
+        table.add_column(column, justify="left" if column == "chain" else "right")
+    for name, c in chains.items():
+        table.add_row(name, f"{c['tput_ratio']:.4f}", f"{c['loss']:.4g}",
+                      f"{c['response_time']:.5g}")
+    out = Console()
+    out.print(table)
+    if outside:
+        out.print("note: this deployment lies outside the twin's training data, so these are "
+                  f"extrapolations (simulate it to be sure): {'; '.join(outside)}")

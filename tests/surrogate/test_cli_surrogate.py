@@ -128,7 +128,36 @@ def test_the_analytic_baseline_needs_no_model_file(capsys):
     assert out.startswith("10 deployments")
 
 
+def test_predict_gives_the_twins_answer_and_says_when_it_extrapolates(capsys):
+    from edgeperf.io import load_scenario
+    from edgeperf.placement import default_model
+    from edgeperf.surrogate import load_model
+
+    cameras = REPO / "examples" / "scenarios" / "two_cameras.yaml"
+    code, out, err = run(capsys, "surrogate", "predict", str(cameras), "--json")
+    assert code == 0, err
+    result = json.loads(out)
+    system = load_scenario(cameras)  # gamma service and exits: the model trained on ours too
+    assert result["model"] == str(default_model(system))
+    expected = load_model(default_model(system)).predict(system)
+    for (name, chain), (tput, response) in zip(result["chains"].items(), expected):
+        assert chain == {"tput_ratio": tput, "loss": 1.0 - tput, "response_time": response}
+    assert list(result["chains"]) == ["door", "yard"] and result["predict_s"] > 0
+    # each chain runs on its board alone: one hop, where training always had two or more
+    assert result["outside_training"] == ["hops of a chain: 1 (trained on 2 to 11)"]
+    code, out, err = run(capsys, "surrogate", "predict", str(cameras))
+    assert code == 0, err
+    assert "learned twin chainnet_edgeperf.safetensors" in out and "│ yard" in out
+    assert "note: this deployment lies outside the twin's training data" in out
+
+
 @pytest.mark.parametrize("argv, pattern", [
+    (["predict", str(REPO / "examples" / "scenarios" / "shared_edge.yaml")],
+     r"edgeperf\.surrogate supports Poisson arrivals only, .* Got MMPPArrivals on chain "
+     r"'camera'\."),
+    (["predict", str(REPO / "examples" / "scenarios" / "pi_server.yaml"), "--model", "no.pt"],
+     r"The 'path' parameter of load_model must be a saved model \(its weights file is "
+     r"missing\)\. Got 'no\.safetensors'\."),
     (["evaluate", "m.safetensors"], r"The '--chainnet' parameter of surrogate evaluate must be "
                                     r"given, or --data, not both\. Got 'neither'\."),
     (["train", "missing.npz"], r".*missing\.npz.*"),
