@@ -151,7 +151,10 @@ def _print(result: dict) -> None:
         _out.print(table)
         if chain in estimated:
             e = estimated[chain]
-            _out.print(f"{result['method']} estimate: loss {e['loss']:.4g}, mean response "
+            # the twin learns ChainNet's label; a simulation measures end to end
+            what = "mean response" if result["method"] == "simulation" else \
+                "response at the devices"
+            _out.print(f"{result['method']} estimate: loss {e['loss']:.4g}, {what} "
                        f"{e['response_time']:.5g} s")
         if chain in simulated:
             s = simulated[chain]

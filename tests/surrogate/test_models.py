@@ -9,7 +9,8 @@ import torch
 
 from edgeperf.dists import Deterministic, Exponential, Mixture
 from edgeperf.exceptions import InvalidParameterError, NotFittedError
-from edgeperf.model import DNN, Block, Chain, Device, Placement, PoissonArrivals, System, Workload
+from edgeperf.model import (DNN, Block, Chain, Device, Link, Placement, PoissonArrivals, System,
+                            Workload)
 from edgeperf.queueing import mg1k
 from edgeperf.surrogate._graph import CHAIN_FEATURES, collate, encode
 from edgeperf.surrogate._models import AnalyticModel, MODELS, _completed, build_model
@@ -120,6 +121,26 @@ def test_analytic_two_chains_on_one_device_share_the_exact_wait():
     assert pred[:, 0] == pytest.approx([1 - exact.loss_probability] * 2)
     assert pred[:, 1] == pytest.approx([exact.mean_waiting_time + 0.2,
                                         exact.mean_waiting_time + 0.6])
+
+
+def slow_link(rate: float = 0.1) -> System:
+    """Two light devices (10 ms each) joined by a link that takes 1 s per job."""
+    blocks = (Block(name="a", latency=Deterministic(0.01), output_bytes=125_000),
+              Block(name="b", latency=Deterministic(0.01), output_bytes=0))
+    return System(model=DNN(blocks=blocks, input_bytes=0),
+                  workload=Workload(arrival=PoissonArrivals(rate=rate)),
+                  placement=Placement.from_mapping({"pi": ["a"], "edge": ["b"]}),
+                  devices=[Device(name="pi", capacity=5), Device(name="edge", capacity=5)],
+                  links=[Link(source="pi", target="edge", bandwidth_bps=1e6, capacity=50)])
+
+
+def test_the_response_time_counts_devices_only_as_the_label_does():
+    """ChainNet's label sums the mean responses at the devices: a slow link adds
+    nothing to it, so neither the analytic baseline nor the scale S_c counts it."""
+    graph = encode(slow_link())
+    assert graph.service_time.item() == pytest.approx(0.02)
+    response = AnalyticModel().predict(graph)[0, 1]  # load 0.001: waits of ~1e-5 s
+    assert 0.02 <= response < 0.02 * 1.001
 
 
 def test_analytic_ranges_on_hand_built_and_published(published):

@@ -11,9 +11,14 @@ fragment on it. Ideal links queue nothing; their delay is a fragment feature
 Every feature is scale-free (a ratio, a log of a ratio, a count or a
 probability), so the time unit of a scenario does not matter: ChainNet's
 published data has an arbitrary one. Targets per chain are the throughput
-ratio and the response time divided by the chain's total service S_c (the
-sum of its stations' mean services and delays: the response time with no
-queueing); a prediction is scaled back with S_c (``service_time``).
+ratio and the response time divided by S_c, the sum of the chain's mean
+services at its devices; a prediction is scaled back with S_c
+(``service_time``). The response time is ChainNet's label, the sum of the
+chain's mean response times at its devices, so S_c counts what the label
+counts: the label is at least S_c, its value without queueing. Link stations
+and link delays are left out of both (a twin that divided by them too could
+not predict a label below them, and on links that carry large activations
+the label is well below them).
 """
 
 from __future__ import annotations
@@ -54,8 +59,8 @@ class DeploymentGraph:
     """One deployment, or a batch of them from :func:`collate`.
 
     Fragments are stored chain by chain in path order (``fragment_position``
-    0, 1, ...). ``service_time`` is each chain's total service S_c in the
-    scenario's time unit; ``target`` holds (tput_ratio, response_time / S_c)
+    0, 1, ...). ``service_time`` is each chain's service at its devices, S_c,
+    in the scenario's time unit; ``target`` holds (tput_ratio, response_time / S_c)
     when labels were given; ``systems`` keeps the encoded systems (the
     analytic baseline solves them).
     """
@@ -166,7 +171,7 @@ class _Columns:
 
 def _features(cols: _Columns) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Device, fragment and chain feature rows (columns in the *_FEATURES order)
-    and each chain's total service S_c."""
+    and each chain's service at its devices S_c (module docstring)."""
     h, n_dev, n_chain = cols.hop, len(cols.capacity), len(cols.chain_graph)
     c, dev = h["chain"], h["station"]
 
@@ -215,7 +220,8 @@ def _features(cols: _Columns) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.nd
              "mm1k_tput": tput, "log_mm1k_tput": np.log(np.maximum(tput, _EPS))}
     tables = [np.stack([rows[n] for n in names], 1) for rows, names in (
         (device, DEVICE_FEATURES), (fragment, FRAGMENT_FEATURES), (chain, CHAIN_FEATURES))]
-    return tables[0], tables[1], tables[2], total
+    at_devices = per_chain(h["mean"] * (1.0 - cols.is_link[dev]))
+    return tables[0], tables[1], tables[2], np.where(at_devices > 0, at_devices, total)
 
 
 def _blocking(load: np.ndarray, capacity: np.ndarray) -> np.ndarray:
@@ -319,11 +325,11 @@ def encode_batch(systems: Sequence[System],
     for system in systems:
         supports(system)
     cols = _Columns(systems)
-    device, fragment, chain, total = _features(cols)
+    device, fragment, chain, scale = _features(cols)
     target = None
     if labels is not None:
         rows = np.array([r for s, x in zip(systems, labels) for r in _labels(s, x)], float)
-        rows[:, 1] /= total  # the response time in units of the chain's total service
+        rows[:, 1] /= scale  # the response time in units of the chain's service at devices
         target = torch.tensor(rows, dtype=torch.float32)
     h = cols.hop
 
@@ -335,8 +341,8 @@ def encode_batch(systems: Sequence[System],
         fragment_device=torch.from_numpy(h["station"]),
         fragment_chain=torch.from_numpy(h["chain"]),
         fragment_position=torch.from_numpy(h["position"]),
-        chain_length=torch.from_numpy(np.bincount(h["chain"], minlength=len(total))),
-        chain_graph=torch.tensor(cols.chain_graph), service_time=torch.from_numpy(total),
+        chain_length=torch.from_numpy(np.bincount(h["chain"], minlength=len(scale))),
+        chain_graph=torch.tensor(cols.chain_graph), service_time=torch.from_numpy(scale),
         target=target, systems=tuple(systems))
 
 

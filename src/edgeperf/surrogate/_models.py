@@ -320,11 +320,11 @@ class AnalyticModel:
     path; its service law is the mixture of the chains' laws weighted by their
     flows. FCFS with Poisson arrivals makes the loss and the mean wait the same
     for every class, so a chain's response at the station is that wait plus its
-    own mean service (plus a link's delay). Losses downstream change the flows
-    that other chains meet, so the thinning is iterated to a fixed point.
-    Exact for one station; an approximation for more (flows after a finite
-    queue are not Poisson). The response time is the sum over the path of the
-    per-station responses, the definition of ChainNet's label.
+    own mean service. Losses downstream change the flows that other chains
+    meet, so the thinning is iterated to a fixed point. Exact for one station;
+    an approximation for more (flows after a finite queue are not Poisson). The
+    response time is the sum of the chain's responses at its devices, the
+    definition of ChainNet's label (link stations and delays left out).
     """
 
     name = "analytic"
@@ -358,7 +358,8 @@ class AnalyticModel:
             solved = new
             if change < self.tolerance:
                 break
-        return np.array([self._chain(rate, route, solved) for rate, route in routes])
+        devices = {d.name for d in system.devices}
+        return np.array([self._chain(rate, route, solved, devices) for rate, route in routes])
 
     @staticmethod
     def _stations(routes: list, solved: dict[str, tuple[float, float]]
@@ -386,16 +387,18 @@ class AnalyticModel:
         return out
 
     @staticmethod
-    def _chain(rate: float, route: Sequence, solved: dict[str, tuple[float, float]]
-               ) -> tuple[float, float]:
-        """(completed / offered, sum of per-station responses) of one chain."""
+    def _chain(rate: float, route: Sequence, solved: dict[str, tuple[float, float]],
+               devices: set[str]) -> tuple[float, float]:
+        """(completed / offered, sum of the responses at its devices) of one chain:
+        ChainNet's label leaves link stations and link delays out."""
         offered, done, response = rate, 0.0, 0.0
         for n, station in enumerate(route):
             loss, wait = solved[station.name]
             accepted = offered * (1.0 - loss)
             leaving = 1.0 - station.pass_probability if n + 1 < len(route) else 1.0
             done += accepted * leaving
-            response += wait + station.law.mean + station.delay_s
+            if station.name in devices:
+                response += wait + station.law.mean
             offered = accepted * station.pass_probability
         return done / rate, response
 
