@@ -221,6 +221,7 @@ def _features(cols: _Columns) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.nd
     tables = [np.stack([rows[n] for n in names], 1) for rows, names in (
         (device, DEVICE_FEATURES), (fragment, FRAGMENT_FEATURES), (chain, CHAIN_FEATURES))]
     at_devices = per_chain(h["mean"] * (1.0 - cols.is_link[dev]))
+    # a chain whose blocks all take no time keeps its links' service as the scale
     return tables[0], tables[1], tables[2], np.where(at_devices > 0, at_devices, total)
 
 
