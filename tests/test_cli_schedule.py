@@ -50,6 +50,7 @@ def test_schedule_prints_tables(capsys, files):
     code, out, _ = run(capsys, "schedule", str(scenario), "--exit-table", str(table),
                        "--policy", "static")
     assert code == 0 and "threshold" in out and "loss probability" in out
+    assert "static: threshold per exit (found in " in out  # one line, not wrapped to the table
 
 
 @pytest.mark.parametrize("extra, pattern", [

@@ -72,8 +72,10 @@ def _print(result: dict, exit_names: tuple[str, ...]) -> None:
         values = decision["thresholds"] or decision["probabilities"]
         kind = "threshold" if decision["thresholds"] else "probability"
         names = exit_names[:-1] if decision["thresholds"] else exit_names
-        table = Table(title=f"{result['policy']}: {kind} per exit "
-                            f"(found in {decision['solve_time_s'] * 1e3:.1f} ms)")
+        # one line above the table: as its title it wrapped to the two columns' width
+        _out.print(f"{result['policy']}: {kind} per exit (found in "
+                   f"{decision['solve_time_s'] * 1e3:.1f} ms)")
+        table = Table()
         table.add_column("exit")
         table.add_column(kind, justify="right")
         for name, x in zip(names, values):
