@@ -178,11 +178,11 @@ def test_the_domain_holds_the_training_and_validation_data_and_grows_with_more()
     fit, val = encode(two_chains(), TWO_LABELS), encode(exits_and_link(), [TWO_LABELS[0]])
     train(model, [fit], [val], epochs=1, **FAST)
     assert model.domain == Domain.of(collate([fit, val])) != Domain.of(fit)
-    more = encode(two_chains(), [{"tput_ratio": 0.5, "response_time": 2.0}] * 2)
-    wide = Domain({**model.domain.ranges, "load": (0.0, 50.0)})
-    model.domain = wide  # training on keeps what the model was trained on before
+    more = encode(two_chains(), [{"tput_ratio": 0.5, "response_time": 2.0}] * 2)  # hops 2, 3
+    before = Domain({**model.domain.ranges, "load": (0.0, 50.0), "hops": (5.0, 9.0)})
+    model.domain = before  # training on keeps what it was trained on and adds the new data
     train(model, [more], [more], epochs=1, **FAST)
-    assert model.domain == wide
+    assert model.domain == Domain({**before.ranges, "hops": (2.0, 9.0)})
 
 
 def test_loaded_model_is_fitted_and_untrained_is_not(tmp_path):

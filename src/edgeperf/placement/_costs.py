@@ -64,8 +64,7 @@ class Costs:
     @classmethod
     def of(cls, system: System, chain: str | None = None) -> Costs:
         """The costs of ``chain`` (default: the only one) on ``system``."""
-        if not isinstance(system, System):
-            raise v.fail("Costs.of", "system", "a System", system)
+        v.instance("Costs.of", "system", system, System, "a System")
         if chain is None and len(system.chains) > 1:
             raise UnsupportedModelError(
                 "The placement methods place one chain at a time; the scenario has "

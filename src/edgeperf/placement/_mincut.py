@@ -112,8 +112,7 @@ class MinCutSolver:
         import networkx as nx
 
         owner = "MinCutSolver"
-        if not isinstance(graph, LayerGraph):
-            raise v.fail(owner, "graph", "a LayerGraph", graph)
+        v.instance(owner, "graph", graph, LayerGraph, "a LayerGraph")
         n = graph.n_nodes
         self.graph = graph
         self.edge_s = _costs_array(owner, "edge_s", edge_s, n)

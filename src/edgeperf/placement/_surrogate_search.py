@@ -255,8 +255,7 @@ class _Search:
 
 def _check(owner: str, system: object, objective: object, time_budget_s: object,
            loss_tolerance: object, seed: object, chain: object = None) -> None:
-    if not isinstance(system, System):
-        raise v.fail(owner, "system", "a System", system)
+    v.instance(owner, "system", system, System, "a System")
     if objective not in OBJECTIVES:
         raise v.fail(owner, "objective", f"one of {list(OBJECTIVES)}", objective)
     v.positive(owner, "time_budget_s", time_budget_s)

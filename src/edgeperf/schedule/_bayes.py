@@ -410,7 +410,8 @@ class BayesLookupPolicy:
         v.instance(owner, "lookup", lookup, BayesLookup, "a BayesLookup")
         n_exits = len(lookup.exit_names)
         if table is not None and (not isinstance(table, ExitTable) or table.n_exits != n_exits):
-            raise v.fail(owner, "table", f"None or an ExitTable with {n_exits} exits", table)
+            raise v.fail(owner, "table", f"None or an ExitTable with {n_exits} exits",
+                         getattr(table, "n_exits", type(table).__name__))
         self.lookup, self.table = lookup, table
         self.window = v.integer(owner, "window", window, low=2)
         self._rng = np.random.default_rng(v.integer(owner, "seed", seed, low=0))

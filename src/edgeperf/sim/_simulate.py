@@ -153,8 +153,7 @@ def simulate_chains(system: System, *, jobs: int = 200_000, replications: int = 
     ``progress`` shows a bar over the replications on stderr.
     Station rows of a chain describe that chain's jobs at each station.
     """
-    if not isinstance(system, System):
-        raise v.fail("simulate", "system", "a System", system)
+    v.instance("simulate", "system", system, System, "a System")
     if trace is not None:  # before the simulation, not after
         trace = v.output_file("simulate", "trace", v.path("simulate", "trace", trace))
     network = network_of(system)

@@ -127,8 +127,10 @@ class _Tandem:
 
 
 def _tandem(system: System, device: str, server: str) -> _Tandem:
-    if not isinstance(system, System) or len(system.chains) != 1:
-        raise v.fail(_OWNER, "system", "a System with one chain", system)
+    v.instance(_OWNER, "system", system, System, "a System with one chain")
+    if len(system.chains) != 1:
+        raise v.fail(_OWNER, "system", "a System with one chain",
+                     f"{len(system.chains)} chains")
     names = [d.name for d in system.devices]
     for what, name in (("device", device), ("server", server)):
         if name not in names:

@@ -153,8 +153,7 @@ class Domain:
         if not isinstance(data, Mapping):
             raise v.fail("Domain.from_dict", "data", "a mapping of quantity to [low, high]",
                          type(data).__name__)
-        return cls({name: tuple(pair) if isinstance(pair, list) else pair
-                    for name, pair in data.items()})
+        return cls(dict(data))  # the checks take [low, high] lists as JSON gives them
 
 
 def _outward(x: float, rounding: Callable[[float], int]) -> float:
