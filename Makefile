@@ -77,7 +77,7 @@ surrogate: $(STAMP)
 		--seed 8 --regime edgeperf
 	$(BIN)/edgeperf surrogate train $(SURROGATE_DATA) --out models/surrogate
 	$(BIN)/edgeperf surrogate train $(SURROGATE_DATA) build/surrogate/edgeperf_4000_s8.npz \
-		--out models/surrogate --name chainnet_edgeperf
+		--out models/surrogate --name chainnet_edgeperf --end-to-end
 
 clean:
 	rm -rf $(VENV) build src/*.egg-info .pytest_cache .hypothesis

@@ -71,8 +71,10 @@ def mock_rows(system: System) -> np.ndarray:
     return np.array(rows)
 
 
-def brute_force(system: System, shared_memory: bool = True) -> list[tuple[float, float]]:
-    """(worst loss, mean response) of every valid joint placement, best first."""
+def brute_force(system: System, shared_memory: bool = True,
+                rows_of=mock_rows) -> list[tuple[float, float]]:
+    """(worst loss, mean response: the last column) of every valid joint placement,
+    best first."""
     costs = [Costs.of(system, c.name) for c in system.chains]
     limits = costs[0].memory_limits()
     out = []
@@ -83,8 +85,8 @@ def brute_force(system: System, shared_memory: bool = True) -> list[tuple[float,
         placed = system
         for c, a in zip(costs, joint):
             placed = placed.with_placement(c.placement_of(a), c.chain)
-        rows = mock_rows(placed)
-        out.append((float(np.max(1.0 - rows[:, 0])), float(rows[:, 1].mean())))
+        rows = rows_of(placed)
+        out.append((float(np.max(1.0 - rows[:, 0])), float(rows[:, -1].mean())))
     return sorted(out)
 
 
@@ -110,6 +112,31 @@ def test_finds_the_brute_force_optimum_with_batched_calls():
     assert sum(mock.batches) == details["evaluated"]  # each placement scored once
     assert len(mock.batches) < details["evaluated"] / 2  # a climb's neighbours in one call
     assert "steepest descent" in details["search"]
+
+
+def end_to_end_rows(system: System) -> np.ndarray:
+    """mock_rows with an end-to-end column that ranks placements of equal loss
+    the other way round: a device of small weight behind a slow link."""
+    rows = mock_rows(system)
+    return np.column_stack([rows, 10.0 - rows[:, 1]])
+
+
+class EndToEnd(Mock):
+    def predict(self, systems: list[System]) -> np.ndarray:
+        return np.concatenate([end_to_end_rows(s) for s in systems])
+
+
+def test_ties_go_to_the_end_to_end_response_when_the_scorer_gives_it():
+    system = two_chains()
+    decision = surrogate_search(system, model=EndToEnd(), time_budget_s=1.0, confirm=False,
+                                loss_tolerance=0.0)
+    rows = end_to_end_rows(decision.system)
+    best = brute_force(system, rows_of=end_to_end_rows)[0]
+    assert (float(np.max(1.0 - rows[:, 0])), float(rows[:, 2].mean())) == pytest.approx(best)
+    # not the placement the devices' response alone would pick
+    assert float(rows[:, 1].mean()) > brute_force(system)[0][1]
+    assert [p["response_time_e2e"] for p in decision.details["predicted"].values()] == \
+        pytest.approx(rows[:, 2])
 
 
 def test_respects_shared_memory_and_links():
@@ -310,9 +337,13 @@ def test_simulation_search_takes_what_the_twin_does_not():
     assert details["evaluated"] >= 2
     # its scores are the simulator's: one run of scoring_jobs with the search's seed
     again = simulate_chains(decision.system, engine="event", jobs=300, replications=1, seed=3)
+    devices = {d.name for d in system.devices}
     for name, m in again.items():
         assert details["predicted"][name]["loss"] == pytest.approx(m.loss_probability)
+        # the twin's label (the devices' responses) and the end-to-end time it ranks by
         assert details["predicted"][name]["response_time"] == pytest.approx(
+            sum(s.mean_response_time for s in m.stations if s.name in devices))
+        assert details["predicted"][name]["response_time_e2e"] == pytest.approx(
             m.mean_response_time)
     # and it never ends worse than where it started, the scenario's placement (losses
     # compare in steps of loss_tolerance, 1e-3: within one, the faster one wins)

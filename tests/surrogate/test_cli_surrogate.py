@@ -49,6 +49,39 @@ def test_train_under_another_name_and_width(capsys, data, tmp_path):
     assert json.loads((tmp_path / "mlp_small.json").read_text())["config"]["hidden"] == 8
 
 
+def test_an_end_to_end_twin_trains_and_reports_its_third_error(capsys, tmp_path):
+    import numpy as np
+
+    from edgeperf.io import parse_scenario
+    from edgeperf.surrogate import AnalyticModel, random_deployment
+
+    rng, items = np.random.default_rng(2), []
+    for _ in range(24):  # our regime, labelled by the analytic baseline (cheap)
+        scenario = random_deployment(rng, "edgeperf")
+        rows = AnalyticModel().solve(parse_scenario(scenario))
+        items.append(Sample(scenario=scenario, labels=tuple(
+            {"tput_ratio": t, "response_time": r, "response_time_e2e": e, "throughput": 1.0}
+            for t, r, e in rows), device_loss={}))
+    ours = save_dataset(items, tmp_path / "ours.npz", meta={"source": "analytic, for tests"})
+    code, out, err = run(capsys, "surrogate", "train", str(ours), "--out", str(tmp_path),
+                         "--epochs", "2", "--end-to-end", "--hidden", "8")
+    assert code == 0, err
+    assert "%, end to end " in out
+    code, out, err = run(capsys, "surrogate", "evaluate", str(tmp_path / "chainnet.safetensors"),
+                         "--data", str(ours))
+    assert code == 0, err
+    assert "%, end to end " in out
+
+
+def test_an_end_to_end_twin_needs_data_with_that_label(capsys, data, tmp_path):
+    # the published deployments carry ChainNet's label only
+    assert_one_error_line(*run(capsys, "surrogate", "train", str(data), "--out", str(tmp_path),
+                               "--end-to-end"),
+                          r"The 'train_graphs' parameter of train must be deployments labelled "
+                          r"with 'response_time_e2e' .*Got '\d+ of \d+ without it'\.")
+    assert not list(tmp_path.iterdir())
+
+
 def test_a_width_the_network_cannot_take_is_one_line(capsys, data, tmp_path):
     assert_one_error_line(*run(capsys, "surrogate", "train", str(data), "--out", str(tmp_path),
                                "--model", "gat", "--hidden", "6"),
@@ -140,14 +173,16 @@ def test_predict_gives_the_twins_answer_and_says_when_it_extrapolates(capsys):
     system = load_scenario(cameras)  # gamma service and exits: the model trained on ours too
     assert result["model"] == str(default_model(system))
     expected = load_model(default_model(system)).predict(system)
-    for (name, chain), (tput, response) in zip(result["chains"].items(), expected):
-        assert chain == {"tput_ratio": tput, "loss": 1.0 - tput, "response_time": response}
+    for (name, chain), (tput, response, e2e) in zip(result["chains"].items(), expected):
+        assert chain == {"tput_ratio": tput, "loss": 1.0 - tput, "response_time": response,
+                         "response_time_e2e": e2e}
     assert list(result["chains"]) == ["door", "yard"] and result["predict_s"] > 0
     # each chain runs on its board alone: one hop, where training always had two or more
     assert result["outside_training"] == ["hops of a chain: 1 (trained on 2 to 11)"]
     code, out, err = run(capsys, "surrogate", "predict", str(cameras))
     assert code == 0, err
     assert "learned twin chainnet_edgeperf.safetensors" in out and "│ yard" in out
+    assert "end to end (s)" in out
     assert "note: this deployment lies outside the twin's training data" in out
 
 

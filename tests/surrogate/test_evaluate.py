@@ -12,17 +12,18 @@ from surrogate_cases import TWO_CHAINS
 
 
 class Fixed:
-    """A 'model' that predicts the same (tput_ratio, response_time) for every chain."""
+    """A 'model' that predicts the same (tput_ratio, response_time[, end to end])
+    for every chain."""
 
-    def __init__(self, tput: float, response: float) -> None:
-        self.row = (tput, response)
+    def __init__(self, tput: float, response: float, *e2e: float) -> None:
+        self.row = (tput, response, *e2e)
 
     def predict(self, graphs):  # noqa: ANN001, ANN201
         return np.array([self.row] * graphs.num_chains)
 
 
 def sample(labels):  # noqa: ANN001, ANN201
-    full = tuple({**x, "response_time_e2e": float("nan"), "throughput": float("nan")}
+    full = tuple({"response_time_e2e": float("nan"), **x, "throughput": float("nan")}
                  for x in labels)
     return Sample(scenario=TWO_CHAINS, labels=full, device_loss={})
 
@@ -38,6 +39,22 @@ def test_mape_by_hand_and_chains_left_out():
     assert r["mape_response_time"] == pytest.approx(100 * (0 + 1.0 + 0.5) / 3)
     assert r["mae_tput_ratio"] == pytest.approx((0.2 + 0 + 0.5) / 3)
     assert r["mae_response_time"] == pytest.approx((0 + 1.0 + 2.0) / 3)
+
+
+def test_the_end_to_end_error_on_the_chains_labelled_with_it():
+    items = [sample([{"tput_ratio": 0.8, "response_time": 2.0, "response_time_e2e": 4.0},
+                     {"tput_ratio": 1.0, "response_time": 1.0}]),  # no end-to-end label
+             sample([{"tput_ratio": 0.0, "response_time": 1.0, "response_time_e2e": 1.0},
+                     {"tput_ratio": 0.5, "response_time": 4.0, "response_time_e2e": 2.5}])]
+    r = evaluate_model(Fixed(1.0, 2.0, 3.0), items)
+    # the chain left out for its throughput ratio is left out here too
+    assert r["chains_e2e"] == 2
+    assert r["mape_response_time_e2e"] == pytest.approx(100 * (0.25 + 0.2) / 2)
+    assert r["mae_response_time_e2e"] == pytest.approx((1.0 + 0.5) / 2)
+    assert r["mape_response_time"] == evaluate_model(Fixed(1.0, 2.0), items)["mape_response_time"]
+    assert "mape_response_time_e2e" not in evaluate_model(Fixed(1.0, 2.0), items)
+    unlabelled = [sample([{"tput_ratio": 1.0, "response_time": 1.0}] * 2)]
+    assert "chains_e2e" not in evaluate_model(Fixed(1.0, 2.0, 3.0), unlabelled)
 
 
 def test_timing_is_encoding_plus_forward():

@@ -58,8 +58,21 @@ def test_two_chains_features_by_hand():
     assert chain["service_share"] == pytest.approx(0.6 / 1.35)
     assert chain["max_load"] == pytest.approx(0.3)
     assert g.service_time.tolist() == pytest.approx([0.75, 0.6])
-    assert g.target.numpy() == pytest.approx(np.array([[0.9, 2.0], [0.8, 2.0]]))
-    assert g.labels() == pytest.approx(np.array([[0.9, 1.5], [0.8, 1.2]]))
+    assert g.target[:, :2].numpy() == pytest.approx(np.array([[0.9, 2.0], [0.8, 2.0]]))
+    assert g.labels()[:, :2] == pytest.approx(np.array([[0.9, 1.5], [0.8, 1.2]]))
+    assert g.target[:, 2].isnan().all()  # no end-to-end label given: unknown
+
+
+def test_the_end_to_end_target_is_scaled_by_the_path_time():
+    labels = [{"tput_ratio": 0.7, "response_time": 0.6, "response_time_e2e": 0.95}]
+    g = encode(exits_and_link(), labels)
+    # accepted jobs: all at e (mean 0.1375), three quarters on over the link (0.1 and its
+    # 0.05 delay) and to s (0.3); a job that exits at e meets no delay
+    path = 0.1375 + 0.75 * (0.1 + 0.05) + 0.75 * 0.3
+    assert g.path_time.item() == pytest.approx(path)
+    assert g.target[0, 2].item() == pytest.approx(0.95 / path)
+    assert g.labels()[0] == pytest.approx([0.7, 0.6, 0.95])
+    assert g.scale_back(g.target[:, :2].numpy()).shape == (1, 2)  # two columns stay two
 
 
 def test_link_becomes_a_device_and_exits_thin_the_rate():
@@ -85,11 +98,13 @@ def test_features_do_not_depend_on_the_time_unit(build):
 
 
 def test_targets_scale_with_the_time_unit():
-    labels10 = [{"tput_ratio": x["tput_ratio"], "response_time": 10 * x["response_time"]}
-                for x in TWO_LABELS]
-    one, ten = encode(two_chains(1.0), TWO_LABELS), encode(two_chains(10.0), labels10)
+    labels1 = [x | {"response_time_e2e": 2 * x["response_time"]} for x in TWO_LABELS]
+    labels10 = [{"tput_ratio": x["tput_ratio"], "response_time": 10 * x["response_time"],
+                 "response_time_e2e": 10 * x["response_time_e2e"]} for x in labels1]
+    one, ten = encode(two_chains(1.0), labels1), encode(two_chains(10.0), labels10)
     assert torch.allclose(one.target, ten.target)
-    assert ten.labels() == pytest.approx(one.labels() * [1, 10])
+    assert torch.allclose(ten.path_time, 10 * one.path_time)
+    assert ten.labels() == pytest.approx(one.labels() * [1, 10, 10])
 
 
 def test_collate_shifts_indices():
@@ -99,7 +114,8 @@ def test_collate_shifts_indices():
     assert batch.fragment_device.tolist() == [0, 1, 2, 0, 1, 3, 4, 5, 3, 4]
     assert batch.fragment_chain.tolist() == [0, 0, 1, 1, 1, 2, 2, 3, 3, 3]
     assert batch.chain_graph.tolist() == [0, 0, 1, 1]
-    assert batch.target.shape == (4, 2)
+    assert batch.target.shape == (4, 3)
+    assert batch.path_time.tolist() == pytest.approx(a.path_time.tolist() * 2)
     assert collate([a, b]).target is None  # one graph without labels: no targets
 
 
@@ -110,12 +126,14 @@ def test_encode_batch_equals_collating_single_encodings():
     labels = [TWO_LABELS, None, *([None] * 20)]
     one_by_one, together = collate([encode(s) for s in systems]), encode_batch(systems)
     for name in ("device_x", "fragment_x", "chain_x", "fragment_device", "fragment_chain",
-                 "fragment_position", "chain_length", "chain_graph", "service_time"):
+                 "fragment_position", "chain_length", "chain_graph", "service_time",
+                 "path_time"):
         a, b = getattr(one_by_one, name), getattr(together, name)
         assert a.dtype == b.dtype and torch.equal(a, b), name
     assert together.systems == tuple(systems)
     labelled = encode_batch(systems[:1] * 2, [TWO_LABELS, TWO_LABELS])
-    assert torch.equal(labelled.target, collate([encode(systems[0], labels[0])] * 2).target)
+    assert torch.allclose(labelled.target, collate([encode(systems[0], labels[0])] * 2).target,
+                          rtol=0, atol=0, equal_nan=True)
 
 
 def test_errors():
@@ -132,6 +150,11 @@ def test_errors():
                 "The 'labels' parameter of encode must be a 'tput_ratio' in (0, 1] and a "
                 "finite 'response_time' > 0 for every chain. Got {")):
             encode(two_chains(), [{**TWO_LABELS[0], **bad}, TWO_LABELS[1]])
+    for bad in (0.0, -1.0, float("inf"), "1"):
+        with pytest.raises(InvalidParameterError, match=re.escape(
+                "The 'labels' parameter of encode must be a 'response_time_e2e' that is finite "
+                "and > 0, or NaN where unknown. Got {")):
+            encode(two_chains(), [{**TWO_LABELS[0], "response_time_e2e": bad}, TWO_LABELS[1]])
     with pytest.raises(InvalidParameterError, match="non-empty list of DeploymentGraph"):
         collate([])
     with pytest.raises(InvalidParameterError, match=r"'graphs' parameter of collate must be a "

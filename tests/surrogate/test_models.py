@@ -11,7 +11,7 @@ from edgeperf.dists import Deterministic, Exponential, Mixture
 from edgeperf.exceptions import InvalidParameterError, NotFittedError
 from edgeperf.model import (DNN, Block, Chain, Device, Link, Placement, PoissonArrivals, System,
                             Workload)
-from edgeperf.queueing import mg1k
+from edgeperf.queueing import mg1k, stations_of
 from edgeperf.surrogate._graph import CHAIN_FEATURES, collate, encode
 from edgeperf.surrogate._models import AnalyticModel, MODELS, _completed, build_model
 from surrogate_cases import TWO_LABELS, exits_and_link, two_chains
@@ -28,10 +28,11 @@ def hand_built():
                     encode(two_chains(3.0))])
 
 
-def check_ranges(out, batch):
-    assert out.shape == (batch.num_chains, 2)
+def check_ranges(out, batch, columns=2):
+    assert out.shape == (batch.num_chains, columns)
     assert torch.all((out[:, 0] > 0) & (out[:, 0] <= 1))
     assert torch.all(out[:, 1] >= 1)
+    assert torch.all(out[:, 2:] > 0)
 
 
 @pytest.mark.parametrize("name", LEARNED)
@@ -42,6 +43,26 @@ def test_forward_shapes_and_ranges(name):
     check_ranges(out, batch)
     out.sum().backward()  # gradients reach every parameter
     assert all(p.grad is not None for p in model.parameters())
+
+
+@pytest.mark.parametrize("name", LEARNED)
+def test_an_end_to_end_model_adds_a_third_output_and_keeps_the_others(name):
+    config, batch = TINY[name], hand_built()
+    plain, both = (build_model(name.split("-")[0], **config, **extra)
+                   for extra in ({}, {"end_to_end": True}))
+    assert (plain.end_to_end, both.end_to_end) == (False, True)
+    assert "end_to_end" not in plain.config and both.config["end_to_end"] is True
+    both.fit_normalization(batch)
+    out = both(batch)
+    check_ranges(out, batch, columns=3)
+    out[:, 2].sum().backward()  # the new output is learned through the shared states
+    first = both.embed["chain"][0] if hasattr(both, "embed") else both.net[0]
+    assert first.weight.grad.abs().sum() > 0
+    both.fitted.fill_(True)
+    pred = both.predict(batch)
+    with torch.no_grad():
+        ratios = both(batch).double().numpy()
+    assert pred[:, 2] == pytest.approx(ratios[:, 2] * batch.path_time.numpy())
 
 
 @pytest.mark.parametrize("name", LEARNED)
@@ -104,8 +125,9 @@ def single(law, rate=1.5, capacity=4):
 def test_analytic_single_station_is_the_exact_mg1k(law):
     exact = mg1k(1.5, law, 4)
     pred = AnalyticModel().predict(single(law))
-    assert pred[0] == pytest.approx([1 - exact.loss_probability, exact.mean_response_time],
-                                    rel=1e-12)
+    # one station: the end-to-end time is the response there
+    assert pred[0] == pytest.approx([1 - exact.loss_probability, exact.mean_response_time,
+                                     exact.mean_response_time], rel=1e-12)
 
 
 def test_analytic_two_chains_on_one_device_share_the_exact_wait():
@@ -143,6 +165,29 @@ def test_the_response_time_counts_devices_only_as_the_label_does():
     assert 0.02 <= response < 0.02 * 1.001
 
 
+def test_analytic_end_to_end_time_by_hand():
+    """One chain: an exit on e, a link, then s. Completed jobs either leave at the
+    exit after e's wait and the exit's service, or cross everything; solved here
+    station by station with the exact M/G/1/K (a tandem has no feedback)."""
+    system = exits_and_link()
+    e, link, s = stations_of(system)
+    at_e = mg1k(2.0, e.law, e.capacity)
+    over = 2.0 * (1 - at_e.loss_probability) * e.pass_probability
+    at_link = mg1k(over, link.law, link.capacity)
+    at_s = mg1k(over * (1 - at_link.loss_probability), s.law, s.capacity)
+    leave = [0.25 * (1 - at_e.loss_probability),
+             0.75 * (1 - at_e.loss_probability) * (1 - at_link.loss_probability)
+             * (1 - at_s.loss_probability)]
+    times = [at_e.mean_waiting_time + 0.1,  # the exit after block a: 0.2 / speed 2
+             at_e.mean_waiting_time + 0.15 + at_link.mean_waiting_time + 0.1 + 0.05
+             + at_s.mean_waiting_time + 0.3]
+    pred = AnalyticModel().predict(system)[0]
+    assert pred[0] == pytest.approx(sum(leave), rel=1e-9)
+    assert pred[2] == pytest.approx(np.dot(leave, times) / sum(leave), rel=1e-9)
+    # the devices' sum counts e's and s's responses only, whatever the exit
+    assert pred[1] == pytest.approx(at_e.mean_response_time + at_s.mean_response_time, rel=1e-9)
+
+
 def test_analytic_ranges_on_hand_built_and_published(published):
     graphs = [encode(s) for s, _ in published] + [encode(two_chains()), encode(exits_and_link())]
     pred = AnalyticModel().predict(graphs)
@@ -167,6 +212,9 @@ def test_errors():
     with pytest.raises(InvalidParameterError, match=r"'readout' parameter of ChainNetModel must "
                                                     r"be one of \['hops', 'chain'\]"):
         build_model("chainnet", readout="device")
+    with pytest.raises(InvalidParameterError, match=r"^The 'end_to_end' parameter of GCNModel "
+                                                    r"must be True or False\. Got 1\.$"):
+        build_model("gcn", end_to_end=1)
     with pytest.raises(InvalidParameterError, match=r"dividing hidden \(64\)"):
         build_model("gat", heads=5)
     with pytest.raises(InvalidParameterError, match="'hidden' parameter of MLPModel"):

@@ -7,12 +7,15 @@ module name test_train in pytest's default import mode.)
 from __future__ import annotations
 
 import json
+import re
 
 import numpy as np
 import pytest
 import torch
 
 from edgeperf.exceptions import InvalidParameterError, NotFittedError
+from edgeperf.io import parse_scenario
+from edgeperf.surrogate import random_deployment
 from edgeperf.surrogate._domain import Domain
 from edgeperf.surrogate._graph import collate, encode
 from edgeperf.surrogate._models import AnalyticModel, build_model
@@ -28,6 +31,19 @@ def graphs(published):
     return [encode(s, labels) for s, labels in published]
 
 
+@pytest.fixture(scope="module")
+def ours():
+    """Forty deployments of our regime (exits, link stations, variable service)
+    labelled by the analytic baseline: cheap labels that include an end-to-end time."""
+    rng, graphs = np.random.default_rng(3), []
+    for _ in range(40):
+        system = parse_scenario(random_deployment(rng, "edgeperf"), "<drawn>")
+        rows = AnalyticModel().solve(system)
+        graphs.append(encode(system, [{"tput_ratio": t, "response_time": r,
+                                       "response_time_e2e": e} for t, r, e in rows]))
+    return graphs
+
+
 def test_mape_by_hand():
     pred, true = np.array([[0.9, 2.0], [0.5, 3.0]]), np.array([[1.0, 1.0], [0.5, 2.0]])
     assert mape(pred, true) == pytest.approx({"tput_ratio": 5.0, "response_time": 75.0,
@@ -39,13 +55,43 @@ def test_training_lowers_validation_error(graphs):
     model = build_model("chainnet", hidden=16, iterations=2)
     model.fit_normalization(collate(train_set))
     with torch.no_grad():
-        before = mape(model(val).numpy(), val.target.numpy())["mean"]
+        before = mape(model(val).numpy(), val.target[:, :2].numpy())["mean"]
     report = train(model, train_set, graphs[32:], epochs=15, **FAST)
-    after = mape(model.predict(graphs[32:]), val.labels())["mean"]
+    after = mape(model.predict(graphs[32:]), val.labels()[:, :2])["mean"]
     assert after == pytest.approx(report.best_val_mape["mean"], rel=1e-4)
     assert after < 0.6 * before
     assert bool(model.fitted) and report.epochs == 15 and 1 <= report.best_epoch <= 15
     assert report.graphs_per_second > 0 and model.training_report["best_epoch"] == report.best_epoch
+
+
+def test_an_end_to_end_model_learns_its_third_target_and_keeps_it_when_saved(ours, tmp_path):
+    val = collate(ours[32:])
+    model = build_model("chainnet", hidden=16, iterations=2, end_to_end=True)
+    model.fit_normalization(collate(ours[:32]))
+    with torch.no_grad():
+        before = mape(model(val).numpy(), val.target.numpy())["response_time_e2e"]
+    report = train(model, ours[:32], ours[32:], epochs=15, **FAST)
+    assert set(report.best_val_mape) == {"tput_ratio", "response_time", "response_time_e2e",
+                                         "mean"}
+    pred = model.predict(val)
+    assert pred.shape == (val.num_chains, 3)
+    after = mape(pred, val.labels())
+    assert after["mean"] == pytest.approx(report.best_val_mape["mean"], rel=1e-4)
+    assert after["response_time_e2e"] < 0.6 * before
+    weights, described = save_model(model, tmp_path)
+    assert json.loads(described.read_text())["config"]["end_to_end"] is True
+    again = load_model(weights)
+    assert again.end_to_end and np.array_equal(again.predict(val), pred)
+
+
+def test_an_end_to_end_model_needs_end_to_end_labels(graphs):
+    model = build_model("chainnet", hidden=8, end_to_end=True)
+    with pytest.raises(InvalidParameterError, match=re.escape(
+            "The 'train_graphs' parameter of train must be deployments labelled with "
+            "'response_time_e2e' for a model with end_to_end=True (ChainNet's published data "
+            "has no such label). Got '8 of 8 without it'.")):
+        train(model, graphs[:8], graphs[8:10], **FAST)
+    assert not bool(model.fitted)
 
 
 def test_same_seed_same_training(graphs):
@@ -116,7 +162,7 @@ def test_train_errors(graphs):
     with pytest.raises(InvalidParameterError, match="'true' parameter of mape must be positive"):
         mape(np.ones((2, 2)), np.zeros((2, 2)))
     with pytest.raises(InvalidParameterError, match=r"^The 'pred' parameter of mape must be an "
-                       r"array \[n, 2\] of numbers\. Got 'x'\.$"):
+                       r"array \[n, 2\] or \[n, 3\] of numbers\. Got 'x'\.$"):
         mape("x", np.ones((2, 2)))
 
 

@@ -31,6 +31,10 @@ def evaluate_model(model: Any, samples: Sequence[Any], *, batch: int = 256,
     ``parse_s_per_deployment`` (the scenario mapping to a System) is apart;
     ``deployments_outside_domain``: how many lie outside the model's training
     domain (:class:`Domain`), None for a model that keeps none.
+    A model that predicts the end-to-end response time (``end_to_end``), on
+    chains labelled with it, adds ``mape_response_time_e2e``,
+    ``mae_response_time_e2e`` and ``chains_e2e`` (ChainNet's published data has
+    no such label).
     ``plot``: also write the parity plot of the scored chains to this PNG."""
     from ..io import parse_scenario
     from ._graph import encode_batch
@@ -59,7 +63,8 @@ def evaluate_model(model: Any, samples: Sequence[Any], *, batch: int = 256,
         if domain is not None:
             outside += sum(bool(gaps) for gaps in domain.gaps(graph))
     pred = np.concatenate(preds)
-    true = np.array([[c["tput_ratio"], c["response_time"]] for s in items for c in s.labels])
+    labels = [c for s in items for c in s.labels]
+    true = np.array([[c["tput_ratio"], c["response_time"]] for c in labels])
     keep = np.all(true > 0, axis=1) & np.all(np.isfinite(true), axis=1)
     if not keep.any():
         raise v.fail("evaluate_model", "samples", "deployments with at least one chain whose "
@@ -68,13 +73,13 @@ def evaluate_model(model: Any, samples: Sequence[Any], *, batch: int = 256,
     if not np.all(np.isfinite(pred[keep])):
         raise v.fail("evaluate_model", "model", "a model whose predictions are finite on "
                      "these deployments (some are NaN or infinite)", type(model).__name__)
-    err = mape(pred[keep], true[keep])
+    err = mape(pred[keep, :2], true[keep])
     if plot is not None:
         from ._plot import plot_parity
 
-        plot_parity({getattr(model, "name", "") or type(model).__name__: pred[keep]},
+        plot_parity({getattr(model, "name", "") or type(model).__name__: pred[keep, :2]},
                     true[keep], plot)
-    absolute = np.mean(np.abs(pred[keep] - true[keep]), axis=0)
+    absolute = np.mean(np.abs(pred[keep, :2] - true[keep]), axis=0)
     n = len(items)
     return {"mape_tput_ratio": err["tput_ratio"], "mape_response_time": err["response_time"],
             "mae_tput_ratio": float(absolute[0]), "mae_response_time": float(absolute[1]),
@@ -82,4 +87,19 @@ def evaluate_model(model: Any, samples: Sequence[Any], *, batch: int = 256,
             "inference_s_per_deployment": (encode_s + forward_s) / n,
             "encode_s_per_deployment": encode_s / n, "forward_s_per_deployment": forward_s / n,
             "parse_s_per_deployment": (parsed - start) / n,
-            "deployments_outside_domain": outside if domain is not None else None}
+            "deployments_outside_domain": outside if domain is not None else None,
+            **_end_to_end(pred, labels, keep)}
+
+
+def _end_to_end(pred: np.ndarray, labels: list[Any], keep: np.ndarray) -> dict[str, Any]:
+    """The end-to-end response time's errors, for a model that predicts it, on the
+    scored chains labelled with it; nothing otherwise."""
+    if pred.shape[1] < 3:
+        return {}
+    true = np.array([float(c.get("response_time_e2e", np.nan)) for c in labels])
+    known = keep & np.isfinite(true) & (true > 0)
+    if not known.any():
+        return {}
+    gap = np.abs(pred[known, 2] - true[known])
+    return {"mape_response_time_e2e": float(np.mean(gap / true[known]) * 100.0),
+            "mae_response_time_e2e": float(np.mean(gap)), "chains_e2e": int(known.sum())}

@@ -19,6 +19,14 @@ counts: the label is at least S_c, its value without queueing. Link stations
 and link delays are left out of both (a twin that divided by them too could
 not predict a label below them, and on links that carry large activations
 the label is well below them).
+
+The third target is the end-to-end response time (``response_time_e2e``: the
+mean over completed jobs, links, delays and exits included), divided by the
+chain's no-wait path time (``path_time``): the mean service and delays an
+accepted job meets along its path when nothing queues, each station weighted
+by the share of jobs that reach it past the exits. It is NaN where the data
+has no such label (ChainNet's published data); only a model built with
+``end_to_end=True`` learns it.
 """
 
 from __future__ import annotations
@@ -49,7 +57,7 @@ FRAGMENT_FEATURES = ("service_share", "device_share", "scv", "reach", "utilisati
 CHAIN_FEATURES = ("offered", "log_offered", "length", "service_share", "max_load",
                   "log_max_load", "mean_load", "min_log_capacity", "log_capacity_sum",
                   "mm1k_tput", "log_mm1k_tput")
-TARGETS = ("tput_ratio", "response_ratio")
+TARGETS = ("tput_ratio", "response_ratio", "e2e_ratio")
 _EPS = 1e-4  # keeps logs of idle devices finite
 _ROUNDS = 30  # fixed-point rounds of the M/M/1/K decomposition (later ones move the sixth decimal)
 
@@ -60,9 +68,10 @@ class DeploymentGraph:
 
     Fragments are stored chain by chain in path order (``fragment_position``
     0, 1, ...). ``service_time`` is each chain's service at its devices, S_c,
-    in the scenario's time unit; ``target`` holds (tput_ratio, response_time / S_c)
-    when labels were given; ``systems`` keeps the encoded systems (the
-    analytic baseline solves them).
+    and ``path_time`` its no-wait end-to-end time, in the scenario's time unit;
+    ``target`` holds (tput_ratio, response_time / S_c, response_time_e2e /
+    path_time) when labels were given, the last NaN where unknown; ``systems``
+    keeps the encoded systems (the analytic baseline solves them).
     """
 
     device_x: torch.Tensor
@@ -74,6 +83,7 @@ class DeploymentGraph:
     chain_length: torch.Tensor
     chain_graph: torch.Tensor
     service_time: torch.Tensor
+    path_time: torch.Tensor
     target: torch.Tensor | None = None
     systems: tuple[System, ...] = field(default=(), repr=False)
 
@@ -86,13 +96,17 @@ class DeploymentGraph:
         return int(self.chain_x.shape[0])
 
     def scale_back(self, ratios: np.ndarray) -> np.ndarray:
-        """(tput_ratio, response_time / S_c) per chain -> (tput_ratio, response_time)."""
+        """Ratios per chain in :data:`TARGETS` order (two columns, or three with
+        the end-to-end one) -> (tput_ratio, response_time[, response_time_e2e])."""
         out = np.array(ratios, dtype=float, copy=True)
         out[:, 1] *= self.service_time.numpy()
+        if out.shape[1] > 2:
+            out[:, 2] *= self.path_time.numpy()
         return out
 
     def labels(self) -> np.ndarray:
-        """The targets in the scenario's units, [n_chains, 2]; needs labels."""
+        """The targets in the scenario's units, [n_chains, 3] (the end-to-end
+        response time NaN where unknown); needs labels."""
         if self.target is None:
             raise v.fail("DeploymentGraph", "target", "set (encode the system with labels)", None)
         return self.scale_back(self.target.double().numpy())
@@ -169,9 +183,9 @@ class _Columns:
         self.is_link = np.asarray(is_link)
 
 
-def _features(cols: _Columns) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Device, fragment and chain feature rows (columns in the *_FEATURES order)
-    and each chain's service at its devices S_c (module docstring)."""
+def _features(cols: _Columns) -> tuple[np.ndarray, ...]:
+    """Device, fragment and chain feature rows (columns in the *_FEATURES order),
+    each chain's service at its devices S_c and its path time (module docstring)."""
     h, n_dev, n_chain = cols.hop, len(cols.capacity), len(cols.chain_graph)
     c, dev = h["chain"], h["station"]
 
@@ -222,7 +236,11 @@ def _features(cols: _Columns) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.nd
         (device, DEVICE_FEATURES), (fragment, FRAGMENT_FEATURES), (chain, CHAIN_FEATURES))]
     at_devices = per_chain(h["mean"] * (1.0 - cols.is_link[dev]))
     # a chain whose blocks all take no time keeps its links' service as the scale
-    return tables[0], tables[1], tables[2], np.where(at_devices > 0, at_devices, total)
+    scale = np.where(at_devices > 0, at_devices, total)
+    # an exit leaves before the delay after its station; a path that every job leaves
+    # before anything takes time falls back to the total, as the scale does
+    path = per_chain(h["rate"] * (h["mean"] + h["passing"] * h["delay"])) / chain_rate
+    return tables[0], tables[1], tables[2], scale, np.where(path > 0, path, total)
 
 
 def _blocking(load: np.ndarray, capacity: np.ndarray) -> np.ndarray:
@@ -261,8 +279,10 @@ def _mm1k_decomposition(h: dict[str, np.ndarray], capacity: np.ndarray,
     return accept, arrive
 
 
-def _labels(system: System, labels: Sequence[Mapping[str, float]]) -> list[tuple[float, float]]:
-    """(tput_ratio, response_time) per chain, checked."""
+def _labels(system: System, labels: Sequence[Mapping[str, float]]
+            ) -> list[tuple[float, float, float]]:
+    """(tput_ratio, response_time, response_time_e2e) per chain, checked; the
+    last is NaN when a label does not give it."""
     if len(labels) != len(system.chains):
         raise v.fail("encode", "labels", f"one mapping per chain ({len(system.chains)})",
                      len(labels))
@@ -278,7 +298,11 @@ def _labels(system: System, labels: Sequence[Mapping[str, float]]) -> list[tuple
         if not (0.0 < tput <= 1.0 and 0.0 < response < math.inf):
             raise v.fail("encode", "labels", "a 'tput_ratio' in (0, 1] and a finite "
                          "'response_time' > 0 for every chain", label)
-        rows.append((tput, response))
+        e2e = label.get("response_time_e2e", math.nan)
+        if not (isinstance(e2e, (int, float)) and (math.isnan(e2e) or 0.0 < e2e < math.inf)):
+            raise v.fail("encode", "labels", "a 'response_time_e2e' that is finite and > 0, "
+                         "or NaN where unknown", label)
+        rows.append((tput, response, float(e2e)))
     return rows
 
 
@@ -305,7 +329,8 @@ def supports(system: System) -> None:
 def encode(system: System, labels: Sequence[Mapping[str, float]] | None = None
            ) -> DeploymentGraph:
     """The graph of ``system``; ``labels`` (one mapping per chain with
-    ``tput_ratio`` and ``response_time``) become the targets."""
+    ``tput_ratio``, ``response_time`` and optionally ``response_time_e2e``)
+    become the targets."""
     if not isinstance(system, System):
         raise v.fail("encode", "system", "a System", type(system).__name__)
     return encode_batch([system], None if labels is None else [labels])
@@ -326,11 +351,12 @@ def encode_batch(systems: Sequence[System],
     for system in systems:
         supports(system)
     cols = _Columns(systems)
-    device, fragment, chain, scale = _features(cols)
+    device, fragment, chain, scale, path = _features(cols)
     target = None
     if labels is not None:
         rows = np.array([r for s, x in zip(systems, labels) for r in _labels(s, x)], float)
         rows[:, 1] /= scale  # the response time in units of the chain's service at devices
+        rows[:, 2] /= path
         target = torch.tensor(rows, dtype=torch.float32)
     h = cols.hop
 
@@ -344,7 +370,7 @@ def encode_batch(systems: Sequence[System],
         fragment_position=torch.from_numpy(h["position"]),
         chain_length=torch.from_numpy(np.bincount(h["chain"], minlength=len(scale))),
         chain_graph=torch.tensor(cols.chain_graph), service_time=torch.from_numpy(scale),
-        target=target, systems=tuple(systems))
+        path_time=torch.from_numpy(path), target=target, systems=tuple(systems))
 
 
 def encode_samples(samples: Sequence[Any]) -> list[DeploymentGraph]:
@@ -390,5 +416,6 @@ def collate(graphs: Sequence[DeploymentGraph]) -> DeploymentGraph:
         chain_length=cat([g.chain_length for g in graphs]),
         chain_graph=cat([g.chain_graph + int(o) for g, o in zip(graphs, graph_off)]),
         service_time=cat([g.service_time for g in graphs]),
+        path_time=cat([g.path_time for g in graphs]),
         target=None if any(t is None for t in targets) else cat(targets),  # type: ignore[misc]
         systems=tuple(s for g in graphs for s in g.systems))

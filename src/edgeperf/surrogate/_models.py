@@ -4,7 +4,10 @@ Every model maps a :class:`DeploymentGraph` batch to per-chain ratios
 (tput_ratio in (0, 1]: a sigmoid, or for ChainNet a product along the chain;
 response_time / S_c >= 1 through 1 + softplus) and offers
 ``predict(graphs or systems) -> [n_chains, 2]`` (tput_ratio, response_time in
-the scenario's time unit).
+the scenario's time unit). A learned model built with ``end_to_end=True``, and
+the analytic baseline, add a third column: the end-to-end response time
+(links, delays and exits included), learned as the log of its ratio to the
+chain's path time. ``model.end_to_end`` says which.
 
 A learned model standardises its inputs with constants fitted on training
 data (:meth:`SurrogateModel.fit_normalization`), kept as buffers so they
@@ -16,6 +19,7 @@ untrained model can still be inspected and compared.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -60,8 +64,17 @@ def _mlp(sizes: Sequence[int]) -> nn.Sequential:
 
 
 def _head(raw: torch.Tensor) -> torch.Tensor:
-    """(tput in (0, 1], response ratio >= 1) from two unconstrained outputs."""
-    return torch.stack([torch.sigmoid(raw[:, 0]), 1.0 + nn.functional.softplus(raw[:, 1])], 1)
+    """(tput in (0, 1], response ratio >= 1[, end-to-end ratio > 0]) from two or
+    three unconstrained outputs."""
+    cols = [torch.sigmoid(raw[:, 0]), 1.0 + nn.functional.softplus(raw[:, 1])]
+    return torch.stack(cols + _e2e(raw[:, 2:]), 1)
+
+
+def _e2e(raw: torch.Tensor) -> list[torch.Tensor]:
+    """The end-to-end ratio from its log, when ``raw`` has that column. It has no
+    floor: exits make a chain's mean end-to-end time shorter than its full path,
+    and losses downstream favour the jobs that leave early."""
+    return [torch.exp(raw[:, 0].clamp(max=30.0))] if raw.shape[1] else []
 
 
 class SurrogateModel(nn.Module):
@@ -69,11 +82,14 @@ class SurrogateModel(nn.Module):
 
     name = ""
 
-    def __init__(self, hidden: int, seed: int) -> None:
+    def __init__(self, hidden: int, seed: int, end_to_end: bool) -> None:
         super().__init__()
         v.integer(type(self).__name__, "hidden", hidden, low=2)
         v.seed(type(self).__name__, "seed", seed)
+        v.instance(type(self).__name__, "end_to_end", end_to_end, bool, "True or False")
         self.config: dict[str, Any] = {"hidden": hidden, "seed": seed}
+        if end_to_end:  # only then, so the configs of models saved before read the same
+            self.config["end_to_end"] = True
         self.training_report: dict[str, Any] | None = None
         #: what the model was trained on (set by training, saved with the model)
         self.domain: Domain | None = None
@@ -90,6 +106,11 @@ class SurrogateModel(nn.Module):
             getattr(self, f"{key}_mean").copy_(x.mean(0))
             getattr(self, f"{key}_std").copy_(torch.where(std > 1e-6, std, torch.ones_like(std)))
 
+    @property
+    def end_to_end(self) -> bool:
+        """Whether the model predicts the end-to-end response time (a third column)."""
+        return bool(self.config.get("end_to_end", False))
+
     def normalized(self, batch: DeploymentGraph) -> tuple[torch.Tensor, ...]:
         return tuple((getattr(batch, f"{k}_x") - getattr(self, f"{k}_mean"))
                      / getattr(self, f"{k}_std") for k in _SETS)
@@ -97,7 +118,8 @@ class SurrogateModel(nn.Module):
     supports = staticmethod(_supports)  # the evaluators' domain check; predict runs it too
 
     def predict(self, graphs: object) -> np.ndarray:
-        """(tput_ratio, response_time) per chain, in the order of the graphs' chains."""
+        """(tput_ratio, response_time[, response_time_e2e]) per chain, in the order
+        of the graphs' chains."""
         if not bool(self.fitted):
             raise NotFittedError(f"This {type(self).__name__} is not fitted: train it with "
                                  "edgeperf.surrogate.train or load one with load_model.")
@@ -147,11 +169,11 @@ class ChainNetModel(SurrogateModel):
     READOUTS = ("hops", "chain")
 
     def __init__(self, hidden: int = 48, iterations: int = 2, seed: int = 0,
-                 readout: str = "hops") -> None:
+                 readout: str = "hops", end_to_end: bool = False) -> None:
         # the shipped model's size: within the seeds' spread of 64 x 3 on held-out
         # generated data, at about three fifths of its forward pass
         # (docs/background/surrogate.md)
-        super().__init__(hidden, seed)
+        super().__init__(hidden, seed, end_to_end)
         v.integer("ChainNetModel", "iterations", iterations, low=1)
         if readout not in self.READOUTS:
             raise v.fail("ChainNetModel", "readout", f"one of {list(self.READOUTS)}", readout)
@@ -166,8 +188,9 @@ class ChainNetModel(SurrogateModel):
             self.score = nn.Linear(2 * h, 1)
             self.value = nn.Linear(h, h)
             self.device_cell = nn.GRUCell(h, h)
-            # the response time, and the throughput ratio unless the hops give it
-            self.readout = _mlp([2 * h, h, h, 1 if hops else 2])
+            # the response time (and the end-to-end one), and the throughput ratio
+            # unless the hops give it
+            self.readout = _mlp([2 * h, h, h, (1 if hops else 2) + end_to_end])
             self.accept = _mlp([3 * h, h, 1]) if hops else None  # per hop
 
     def forward(self, batch: DeploymentGraph) -> torch.Tensor:
@@ -196,7 +219,7 @@ class ChainNetModel(SurrogateModel):
             return _head(raw)
         hop = torch.cat([frag, dev[where], chain[batch.fragment_chain]], 1)
         tput = _completed(batch, self.accept(hop).squeeze(-1))
-        return torch.stack([tput, 1.0 + nn.functional.softplus(raw[:, 0])], 1)
+        return torch.stack([tput, 1.0 + nn.functional.softplus(raw[:, 0])] + _e2e(raw[:, 1:]), 1)
 
 
 _ACCEPT = FRAGMENT_FEATURES.index("mm1k_accept")
@@ -234,16 +257,16 @@ class _ConvModel(SurrogateModel):
     a chain is read out from the mean of its fragments and its own features.
     ``conv`` builds one convolution layer."""
 
-    def __init__(self, hidden: int, layers: int, seed: int,
+    def __init__(self, hidden: int, layers: int, seed: int, end_to_end: bool,
                  conv: Callable[[], nn.Module]) -> None:
-        super().__init__(hidden, seed)
+        super().__init__(hidden, seed, end_to_end)
         v.integer(type(self).__name__, "layers", layers, low=1)
         self.config["layers"] = layers
         with torch.random.fork_rng():
             torch.manual_seed(seed)
             self.embed = nn.ModuleDict({k: _mlp([n, hidden, hidden]) for k, n in _SETS.items()})
             self.convs = nn.ModuleList(conv() for _ in range(layers))
-            self.readout = _mlp([2 * hidden, hidden, hidden, 2])
+            self.readout = _mlp([2 * hidden, hidden, hidden, 2 + end_to_end])
 
     def forward(self, batch: DeploymentGraph) -> torch.Tensor:
         from torch_geometric.utils import scatter
@@ -266,13 +289,14 @@ class GATModel(_ConvModel):
 
     name = "gat"
 
-    def __init__(self, hidden: int = 64, layers: int = 3, heads: int = 4, seed: int = 0) -> None:
+    def __init__(self, hidden: int = 64, layers: int = 3, heads: int = 4, seed: int = 0,
+                 end_to_end: bool = False) -> None:
         if not isinstance(heads, int) or isinstance(heads, bool) or heads < 1 \
                 or not isinstance(hidden, int) or hidden % heads:
             raise v.fail("GATModel", "heads", f"an int >= 1 dividing hidden ({hidden})", heads)
         from torch_geometric.nn import GATConv
 
-        super().__init__(hidden, layers, seed,
+        super().__init__(hidden, layers, seed, end_to_end,
                          conv=lambda: GATConv(hidden, hidden // heads, heads=heads))
         self.config["heads"] = heads
 
@@ -282,10 +306,11 @@ class GCNModel(_ConvModel):
 
     name = "gcn"
 
-    def __init__(self, hidden: int = 64, layers: int = 3, seed: int = 0) -> None:
+    def __init__(self, hidden: int = 64, layers: int = 3, seed: int = 0,
+                 end_to_end: bool = False) -> None:
         from torch_geometric.nn import GCNConv
 
-        super().__init__(hidden, layers, seed, conv=lambda: GCNConv(hidden, hidden))
+        super().__init__(hidden, layers, seed, end_to_end, conv=lambda: GCNConv(hidden, hidden))
 
 
 class MLPModel(SurrogateModel):
@@ -294,12 +319,12 @@ class MLPModel(SurrogateModel):
 
     name = "mlp"
 
-    def __init__(self, hidden: int = 64, seed: int = 0) -> None:
-        super().__init__(hidden, seed)
+    def __init__(self, hidden: int = 64, seed: int = 0, end_to_end: bool = False) -> None:
+        super().__init__(hidden, seed, end_to_end)
         size = _SETS["chain"] + 2 * (_SETS["fragment"] + _SETS["device"])
         with torch.random.fork_rng():
             torch.manual_seed(seed)
-            self.net = _mlp([size, hidden, hidden, hidden, 2])
+            self.net = _mlp([size, hidden, hidden, hidden, 2 + end_to_end])
 
     def forward(self, batch: DeploymentGraph) -> torch.Tensor:
         from torch_geometric.utils import scatter
@@ -324,10 +349,14 @@ class AnalyticModel:
     meet, so the thinning is iterated to a fixed point. Exact for one station;
     an approximation for more (flows after a finite queue are not Poisson). The
     response time is the sum of the chain's responses at its devices, the
-    definition of ChainNet's label (link stations and delays left out).
+    definition of ChainNet's label (link stations and delays left out); the
+    end-to-end one (third column) is the mean time of the jobs that complete,
+    each leaving at an exit or the end after the waits, services and delays of
+    the stations it crossed.
     """
 
     name = "analytic"
+    end_to_end = True
 
     def __init__(self, tolerance: float = 1e-9, max_iterations: int = 100) -> None:
         self.tolerance = v.positive("AnalyticModel", "tolerance", tolerance)
@@ -337,12 +366,13 @@ class AnalyticModel:
     supports = staticmethod(_supports)  # the learned models' domain, so they compare alike
 
     def predict(self, graphs: object) -> np.ndarray:
-        """(tput_ratio, response_time) per chain, solving each encoded system."""
+        """(tput_ratio, response_time, response_time_e2e) per chain, solving each
+        encoded system."""
         batch = as_batch(graphs, "AnalyticModel.predict")  # encoding checked the domain
         return np.concatenate([self._solve(s) for s in batch.systems])
 
     def solve(self, system: System) -> np.ndarray:
-        """(tput_ratio, response_time) per chain of ``system``."""
+        """(tput_ratio, response_time, response_time_e2e) per chain of ``system``."""
         _supports(system)
         return self._solve(system)
 
@@ -388,19 +418,26 @@ class AnalyticModel:
 
     @staticmethod
     def _chain(rate: float, route: Sequence, solved: dict[str, tuple[float, float]],
-               devices: set[str]) -> tuple[float, float]:
-        """(completed / offered, sum of the responses at its devices) of one chain:
-        ChainNet's label leaves link stations and link delays out."""
+               devices: set[str]) -> tuple[float, float, float]:
+        """(completed / offered, sum of the responses at its devices, mean time of
+        the completed jobs) of one chain: ChainNet's label leaves link stations and
+        link delays out, the end-to-end time does not."""
         offered, done, response = rate, 0.0, 0.0
+        elapsed = time_done = 0.0  # time to reach the station; completed jobs' total time
         for n, station in enumerate(route):
             loss, wait = solved[station.name]
             accepted = offered * (1.0 - loss)
             leaving = 1.0 - station.pass_probability if n + 1 < len(route) else 1.0
             done += accepted * leaving
+            for out in station.exits:
+                time_done += accepted * out.probability * (elapsed + wait + out.service.mean)
+            elapsed += wait + station.service.mean + station.delay_s
+            if n + 1 == len(route):
+                time_done += accepted * station.pass_probability * elapsed
             if station.name in devices:
                 response += wait + station.law.mean
             offered = accepted * station.pass_probability
-        return done / rate, response
+        return done / rate, response, time_done / done if done > 0 else math.inf
 
 
 MODELS: dict[str, type] = {m.name: m for m in (ChainNetModel, GATModel, GCNModel, MLPModel,

@@ -1,10 +1,10 @@
 """Training a learned surrogate: Adam, early stopping, one seed for everything.
 
-The loss is the L1 distance between log predictions and log labels, on both
-targets. It is a relative error, like the MAPE we report, but symmetric (a
+The loss is the L1 distance between log predictions and log labels, on every
+target the model predicts (two, or three with the end-to-end response time). It is a relative error, like the MAPE we report, but symmetric (a
 MAPE loss punishes over-prediction more than under-prediction, so it biases
 predictions low) and it does not explode on the few chains with a tiny
-throughput ratio. Early stopping watches the validation MAPE (mean of both
+throughput ratio. Early stopping watches the validation MAPE (mean over the
 targets) and restores the best weights. The learning rate halves whenever the
 validation MAPE has not improved for a third of the early-stopping patience:
 at a fixed rate the validation error jumps by a tenth from epoch to epoch, so
@@ -59,30 +59,40 @@ class TrainReport:
         return asdict(self)
 
 
+_NAMES = ("tput_ratio", "response_time", "response_time_e2e")
+
+
 def mape(pred: object, true: object) -> dict[str, float]:
-    """Mean absolute percentage error per target (columns tput_ratio, response_time)
-    and their mean, in percent."""
-    p, t = (v.array("mape", name, x, "an array [n, 2] of numbers")
+    """Mean absolute percentage error per target (columns tput_ratio, response_time
+    and, when there are three, response_time_e2e) and their mean, in percent."""
+    p, t = (v.array("mape", name, x, "an array [n, 2] or [n, 3] of numbers")
             for name, x in (("pred", pred), ("true", true)))
-    if p.ndim != 2 or p.shape[1] != 2 or p.shape != t.shape:
-        raise v.fail("mape", "pred", f"an array [n, 2] shaped like 'true' {t.shape}", p.shape)
+    if p.ndim != 2 or p.shape[1] not in (2, 3) or p.shape != t.shape:
+        raise v.fail("mape", "pred", f"an array [n, 2] or [n, 3] shaped like 'true' {t.shape}",
+                     p.shape)
     if not np.all(t > 0):
         raise v.fail("mape", "true", "positive values", float(t.min()))
     err = np.mean(np.abs(p - t) / t, axis=0) * 100.0
-    return {"tput_ratio": float(err[0]), "response_time": float(err[1]),
-            "mean": float(err.mean())}
+    return {**{name: float(e) for name, e in zip(_NAMES, err)}, "mean": float(err.mean())}
 
 
 def _loss(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    target = target[:, :pred.shape[1]]  # a model without the end-to-end target ignores it
     return (pred.clamp_min(_FLOOR).log() - target.clamp_min(_FLOOR).log()).abs().mean()
 
 
-def _graphs(name: str, graphs: Sequence[DeploymentGraph]) -> list[DeploymentGraph]:
+def _graphs(name: str, graphs: Sequence[DeploymentGraph], end_to_end: bool
+            ) -> list[DeploymentGraph]:
     items = list(graphs) if isinstance(graphs, Sequence) else []
     if not items or not all(isinstance(g, DeploymentGraph) and g.target is not None
                             for g in items):
         raise v.fail("train", name, "a non-empty list of DeploymentGraph with labels "
                      "(encode(system, labels))", type(graphs).__name__)
+    unknown = sum(bool(g.target[:, 2].isnan().any()) for g in items)  # type: ignore[index]
+    if end_to_end and unknown:
+        raise v.fail("train", name, "deployments labelled with 'response_time_e2e' for a model "
+                     "with end_to_end=True (ChainNet's published data has no such label)",
+                     f"{unknown} of {len(items)} without it")
     return items
 
 
@@ -91,7 +101,8 @@ def _evaluate(model: SurrogateModel, batch: DeploymentGraph) -> dict[str, float]
     with torch.no_grad():
         pred = model(batch)
     model.train()
-    return mape(pred.double().numpy(), batch.target.double().numpy())  # type: ignore[union-attr]
+    true = batch.target[:, :pred.shape[1]]  # type: ignore[index]
+    return mape(pred.double().numpy(), true.double().numpy())
 
 
 def _epoch(model: SurrogateModel, graphs: list[DeploymentGraph], optimizer: torch.optim.Optimizer,
@@ -147,8 +158,8 @@ def train(model: SurrogateModel, train_graphs: Sequence[DeploymentGraph],
     names ``lr``.
     """
     _check(model, epochs, lr, batch_size, patience, seed, threads)
-    train_set, val_batch = _graphs("train_graphs", train_graphs), collate(
-        _graphs("val_graphs", val_graphs))
+    train_set = _graphs("train_graphs", train_graphs, model.end_to_end)
+    val_batch = collate(_graphs("val_graphs", val_graphs, model.end_to_end))
     before = {k: t.clone() for k, t in model.state_dict().items()}
     if not bool(model.fitted):
         model.fit_normalization(collate(train_set))
