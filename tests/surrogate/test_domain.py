@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from edgeperf.exceptions import InvalidParameterError
+from edgeperf.io import load_scenario
+from edgeperf.model import Placement
 from edgeperf.surrogate._domain import QUANTITIES, Domain
 from edgeperf.surrogate._graph import collate, encode
 from surrogate_cases import exits_and_link, two_chains
+
+REPO = Path(__file__).resolve().parents[2]
 
 # two_chains(): c0 on d1 -> d2, c1 on d3 -> d1 -> d2; capacities 2, 3, 4; offered
 # loads d1 0.5*0.5 + 0.25*0.2 = 0.3, d2 0.5*0.25 + 0.25*0.3 = 0.2, d3 0.25*0.1 = 0.025
@@ -29,7 +35,8 @@ def test_gaps_name_each_quantity_outside_per_deployment():
     # exits_and_link(): e (capacity 3, speed 2) -> link (capacity 5) -> s (capacity 6),
     # an exit of probability 0.25 on e; at rate 2, s is offered 2 * 0.75 * 0.3 = 0.45;
     # e serves a (gamma, mean 0.1, variance 0.005), then b (0.05) with probability 0.75:
-    # SCV (0.005 + 0.05^2 * 0.75 * 0.25) / 0.1375^2 = 0.289
+    # SCV (0.005 + 0.05^2 * 0.75 * 0.25) / 0.1375^2 = 0.289; of its no-wait time, 0.1375 at
+    # e, 0.75 * 0.3 at s and 0.75 * (0.1 + 0.05) on the link: a share of 0.1125 / 0.475
     gaps = domain.gaps(collate([encode(two_chains()), encode(exits_and_link()),
                                 encode(two_chains(10.0))]))
     assert gaps[0] == gaps[2] == ()  # every feature is scale-free, so is the domain
@@ -37,7 +44,27 @@ def test_gaps_name_each_quantity_outside_per_deployment():
                        "capacity of a station: 6 (trained on 2 to 4)",
                        "offered load of a station: 0.45 (trained on 0 to 0.3)",
                        "service SCV of a hop: 0.289 (trained on 0 only)",
-                       "exit probability of a hop: 0.25 (trained on 0 only)")
+                       "exit probability of a hop: 0.25 (trained on 0 only)",
+                       "share of a chain's time on links: 0.237 (trained on 0 only)")
+
+
+def test_a_chain_that_starts_at_a_link_is_outside_a_domain_without_one():
+    cameras = load_scenario(REPO / "examples" / "scenarios" / "two_cameras.yaml")
+    assert Domain.of(encode(cameras)).ranges["upload_links"] == (0.0, 0.0)  # on their boards
+    # the door camera's network on the server: its frames go up the camera's link first
+    door = Placement.from_mapping({"server": ["door_stem", "door_mid", "door_head"]})
+    graph = encode(cameras.with_placement(door, "door"))
+    assert Domain.of(graph).ranges["upload_links"] == (1.0, 1.0)
+    assert Domain.of(encode(exits_and_link())).gaps(graph)[0][-1] == \
+        "chains that start at a link: 1 (trained on 0 only)"
+
+
+def test_a_domain_saved_before_a_quantity_was_bounded_leaves_it_unbounded():
+    old = {k: v for k, v in Domain.of(encode(two_chains())).to_dict().items()
+           if k not in ("link_share", "upload_links")}
+    domain = Domain.from_dict(old)
+    assert domain.gaps(encode(exits_and_link()))[0][-1].startswith("exit probability")
+    assert set(domain.union(Domain.of(encode(exits_and_link()))).ranges) == set(old)
 
 
 def test_union_holds_both_and_the_dict_round_trip_is_exact():
@@ -51,8 +78,9 @@ def test_union_holds_both_and_the_dict_round_trip_is_exact():
 
 
 @pytest.mark.parametrize("call, match", [
-    (lambda: Domain({"chains": (1, 2)}), r"'ranges' parameter of Domain must be a mapping of "
-     r"each of \['chains', .*'exit_probability'\] to its \(low, high\)\. Got \['chains'\]"),
+    (lambda: Domain({"chain_count": (1, 2)}), r"'ranges' parameter of Domain must be a mapping "
+     r"of some of \['chains', .*'upload_links'\] to their \(low, high\)\. Got \['chain_count'\]"),
+    (lambda: Domain({}), r"'ranges' parameter of Domain must be a mapping .*Got \{\}\."),
     (lambda: Domain({**TWO_CHAINS, "hops": (3, 2)}), r"'ranges\[hops\]' parameter of Domain "
      r"must be a \(low, high\) pair of finite numbers, low <= high\. Got \(3, 2\)\."),
     (lambda: Domain({**TWO_CHAINS, "load": (0, float("nan"))}), r"'ranges\[load\]'"),

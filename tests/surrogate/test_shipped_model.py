@@ -32,10 +32,13 @@ def test_the_shipped_models_keep_the_bounds_of_their_training_regimes():
     load = chainnet.pop("load")
     assert chainnet == {"chains": (1, 3), "stations": (2, 10), "link_stations": (0, 0),
                         "hops": (2, 6), "capacity": (1, 50), "scv": (0, 0),
-                        "exit_probability": (0, 0)}
+                        "exit_probability": (0, 0), "link_share": (0, 0),
+                        "upload_links": (0, 0)}
     assert load[0] == 0 and load[1] > 1  # the regime overloads some devices
     ours = load_model(SHIPPED.with_name("chainnet_edgeperf.safetensors")).domain.ranges
     assert ours["scv"] == (0, 2) and ours["exit_probability"] == (0, 0.5)
     assert ours["link_stations"][1] >= 1 and ours["hops"][1] > 6  # link stations add hops
+    # links between devices, never before the first: the regime has no upload links
+    assert 0 < ours["link_share"][1] < 1 and ours["upload_links"] == (0, 0)
     assert (ours["chains"], ours["capacity"], ours["load"]) == (
         (1, 3), (1, 50), (0, load[1]))

@@ -208,7 +208,7 @@ def test_store_errors(tmp_path):
     text["domain"] = {"chains": [3, 1]}
     (tmp_path / "chainnet.json").write_text(json.dumps(text))
     with pytest.raises(InvalidParameterError, match=r"a description whose domain is valid "
-                       r"\(The 'ranges' parameter of Domain must be a mapping"):
+                       r"\(The 'ranges\[chains\]' parameter of Domain must be a \(low, high\)"):
         load_model(tmp_path)
     del text["domain"]  # a model saved before domains were kept: it loads without one
     (tmp_path / "chainnet.json").write_text(json.dumps(text))

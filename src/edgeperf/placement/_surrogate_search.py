@@ -172,8 +172,8 @@ class _Search:
         self.climbs = 0
 
     def key(self, joint: Joint) -> tuple[float, float]:
-        """Smaller is better: (loss in steps of the tolerance, mean response time,
-        end to end when the scorer gives it)."""
+        """Smaller is better: (loss in steps of the tolerance, mean response time:
+        the end-to-end one when the scorer gives it)."""
         pred = self.seen[joint]
         assert pred is not None
         losses = 1.0 - np.clip(pred[:, 0], 0.0, 1.0)

@@ -35,6 +35,8 @@ QUANTITIES = {
     "load": "offered load of a station",
     "scv": "service SCV of a hop",
     "exit_probability": "exit probability of a hop",
+    "link_share": "share of a chain's time on links",
+    "upload_links": "chains that start at a link",
 }
 _SLACK = 1e-6  # relative: features are float32, so a bound and the same value may differ a bit
 
@@ -75,30 +77,44 @@ def _extremes(graph: DeploymentGraph) -> dict[str, tuple[np.ndarray, np.ndarray]
     def fragment(name: str) -> tuple[np.ndarray, np.ndarray]:
         return _reduced(_column(graph.fragment_x, FRAGMENT_FEATURES, name), frag_graph, n)
 
+    # each hop's no-wait time (in units of its chain's total, which cancels) and the part
+    # of it on links: a link station's service, and every delay
+    hop = {name: _column(graph.fragment_x, FRAGMENT_FEATURES, name)
+           for name in ("reach", "service_share", "delay_share", "exit_probability")}
+    link = _column(graph.device_x, DEVICE_FEATURES, "is_link")[frag_device]
+    delay = (1.0 - hop["exit_probability"]) * hop["delay_share"]
+    chain = graph.fragment_chain.numpy()
+    on_links = np.bincount(chain, hop["reach"] * (link * hop["service_share"] + delay))
+    total = np.bincount(chain, hop["reach"] * (hop["service_share"] + delay))
+    first = graph.fragment_position.numpy() == 0
     return {"chains": _counted(chain_graph, n), "stations": _counted(on, n),
             "link_stations": _counted(on, n, device("is_link")),
             "hops": _reduced(graph.chain_length.numpy().astype(float), chain_graph, n),
             "capacity": _reduced(np.rint(np.exp(device("log_capacity"))), on, n),
             "load": _reduced(device("load"), on, n),
-            "scv": fragment("scv"), "exit_probability": fragment("exit_probability")}
+            "scv": fragment("scv"), "exit_probability": fragment("exit_probability"),
+            "link_share": _reduced(on_links / np.maximum(total, 1e-300), chain_graph, n),
+            "upload_links": _counted(chain_graph[chain[first]], n, link[first])}
 
 
 @dataclass(frozen=True, slots=True)
 class Domain:
     """Per quantity of :data:`QUANTITIES`, the (lowest, highest) value a model was
     trained on (counts per deployment; capacities, loads, SCVs and exit
-    probabilities per station or hop). Loads are bounded above only; :meth:`of`
-    rounds the bounds outward to three significant figures."""
+    probabilities per station or hop; link shares per chain). Loads and link
+    shares are bounded above only; :meth:`of` rounds the bounds outward to
+    three significant figures. A quantity the ranges leave out is not bounded:
+    models saved before edgeperf bounded it keep the domain they had."""
 
     ranges: Mapping[str, tuple[float, float]]
 
     def __post_init__(self) -> None:
         ranges = self.ranges if isinstance(self.ranges, Mapping) else {}
-        if set(ranges) != set(QUANTITIES):
-            raise v.fail("Domain", "ranges", f"a mapping of each of {list(QUANTITIES)} to its "
-                         "(low, high)", sorted(ranges) or self.ranges)
+        if not ranges or not set(ranges) <= set(QUANTITIES):
+            raise v.fail("Domain", "ranges", f"a mapping of some of {list(QUANTITIES)} to "
+                         "their (low, high)", sorted(ranges) or self.ranges)
         clean = {}
-        for name in QUANTITIES:
+        for name in (q for q in QUANTITIES if q in ranges):
             pair = ranges[name]
             if not (isinstance(pair, (tuple, list)) and len(pair) == 2
                     and all(v.is_real(x) and math.isfinite(x) for x in pair)
@@ -118,16 +134,19 @@ class Domain:
         ranges = {name: (_outward(float(low.min()), math.floor),
                          _outward(float(high.max()), math.ceil))
                   for name, (low, high) in _extremes(graph).items()}
-        # a station idler than any seen only queues less: nothing worth a warning
-        ranges["load"] = (0.0, ranges["load"][1])
+        # a station idler than any seen only queues less, a chain with less time on its
+        # links is nearer ChainNet's regime: nothing worth a warning
+        for name in ("load", "link_share"):
+            ranges[name] = (0.0, ranges[name][1])
         return cls(ranges)
 
     def union(self, other: Domain) -> Domain:
-        """The smallest domain holding both (a model trained further on new data)."""
+        """The smallest domain holding both (a model trained further on new data); a
+        quantity either leaves out is not bounded."""
         v.instance("Domain.union", "other", other, Domain, "a Domain")
         return Domain({name: (min(self.ranges[name][0], other.ranges[name][0]),
                               max(self.ranges[name][1], other.ranges[name][1]))
-                       for name in QUANTITIES})
+                       for name in self.ranges if name in other.ranges})
 
     def gaps(self, graph: DeploymentGraph) -> list[tuple[str, ...]]:
         """Per deployment of ``graph``, what lies outside this domain, one phrase a
@@ -137,8 +156,8 @@ class Domain:
         extremes = _extremes(graph)
         n = len(extremes["chains"][0])
         found: list[list[str]] = [[] for _ in range(n)]
-        for name, (low, high) in extremes.items():
-            lo, hi = self.ranges[name]
+        for name, (lo, hi) in self.ranges.items():
+            low, high = extremes[name]
             below, above = low < lo - _SLACK * abs(lo), high > hi + _SLACK * abs(hi)
             for g in np.flatnonzero(below | above):
                 found[g].append(f"{QUANTITIES[name]}: {_show(high[g] if above[g] else low[g])} "

@@ -299,7 +299,7 @@ def _labels(system: System, labels: Sequence[Mapping[str, float]]
             raise v.fail("encode", "labels", "a 'tput_ratio' in (0, 1] and a finite "
                          "'response_time' > 0 for every chain", label)
         e2e = label.get("response_time_e2e", math.nan)
-        if not (isinstance(e2e, (int, float)) and (math.isnan(e2e) or 0.0 < e2e < math.inf)):
+        if not (v.is_real(e2e) and (math.isnan(e2e) or 0.0 < e2e < math.inf)):
             raise v.fail("encode", "labels", "a 'response_time_e2e' that is finite and > 0, "
                          "or NaN where unknown", label)
         rows.append((tput, response, float(e2e)))
