@@ -348,11 +348,11 @@ def markdown_table(result: dict) -> str:
              "Of these only `chainnet` ships (`chainnet_edgeperf`, below, too); every learned "
              "model saw generated data only.",
              "", *_mape_table(result["models"]), "",
-             "With early exits, link stations and variable service times (the `edgeperf` "
-             "regime, which ChainNet's data lacks): the shipped model, the same network "
-             "trained with 4000 such deployments added and the end-to-end response time "
-             "as a third target, and the analytic decomposition. On these deployments "
-             "ChainNet's label is "
+             "With early exits, link stations, variable service times and inputs uploaded "
+             "from a source (the `edgeperf` regime, which ChainNet's data lacks): the shipped "
+             "model, the same network trained with 4000 such deployments added and the "
+             "end-to-end response time as a third target, and the analytic decomposition. "
+             "On these deployments ChainNet's label is "
              f"{result['edgeperf_label_gap_mape']:.1f}% away from the end-to-end time "
              "(MAPE of the one as an estimate of the other): exits shorten a job's path, and "
              "links lengthen it.", "",

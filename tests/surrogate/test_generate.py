@@ -16,8 +16,9 @@ from edgeperf._cmd_surrogate import surrogate_app
 from edgeperf.exceptions import EdgePerfError, InvalidParameterError
 from edgeperf.io import parse_scenario
 from edgeperf.surrogate._dataset import LABELS, load_dataset
-from edgeperf.surrogate._generate import (REGIMES, Regime, deployments, generate,
-                                          generate_dataset, larger_deployment, random_deployment)
+from edgeperf.surrogate._generate import (GENERATOR_VERSION, REGIMES, Regime, deployments,
+                                          generate, generate_dataset, larger_deployment,
+                                          random_deployment)
 
 FAST = {"jobs": 2000, "replications": 2, "progress": False}
 
@@ -56,6 +57,8 @@ def check_bounds(scenario: dict, r: Regime) -> None:
         used.update(path)
     assert used == set(names)  # every device serves some chain, as in ChainNet
     pairs = {(a, b) for p in paths(scenario) for a, b in zip(p, p[1:])}
+    pairs |= {(c["source"], next(iter(c["placement"]))) for c in scenario["chains"]
+              if "source" in c}  # the upload of a chain's inputs from its source
     assert {(link["from"], link["to"]) for link in scenario["links"]} == pairs
 
 
@@ -90,6 +93,16 @@ def test_chainnet_deployments_are_chainnets_and_edgeperf_adds_its_features():
     links = [link for s in rich for link in s["links"] if "bandwidth_bps" in link]
     assert links and all(2e6 <= link["bandwidth_bps"] <= 2e7 and 1 <= link["capacity"] <= 50
                          for link in links)
+    # some chains upload their inputs from a source on another device, over a link
+    assert not any("source" in c for s in plain for c in s["chains"])
+    uploads = [(s, c) for s in rich for c in s["chains"] if "source" in c]
+    assert 0.25 < len(uploads) / sum(len(s["chains"]) for s in rich) < 0.35
+    for s, c in uploads:
+        first = next(iter(c["placement"]))
+        assert c["source"] != first and 2e4 <= c["model"]["input_bytes"] <= 5e5
+        assert {"from": c["source"], "to": first} in [
+            {k: link[k] for k in ("from", "to")} for link in s["links"]]
+        parse_scenario(s)  # a valid scenario
 
 
 def test_larger_deployments_exceed_the_training_regime():
@@ -214,7 +227,7 @@ def test_the_command_writes_a_data_set(capsys, tmp_path, edgeperf_cli):
     assert [s.scenario for s in data.samples] == deployments(3, regime="edgeperf", seed=4)
     assert {k: data.meta[k] for k in ("regime", "seed", "jobs", "replications", "skipped")} == {
         "regime": "edgeperf", "seed": 4, "jobs": 1000, "replications": 1, "skipped": 0}
-    assert data.meta["generator_version"] == 1
+    assert data.meta["generator_version"] == GENERATOR_VERSION == 2
 
 
 @pytest.mark.parametrize(("argv", "pattern"), [

@@ -38,7 +38,7 @@ def test_the_shipped_models_keep_the_bounds_of_their_training_regimes():
     ours = load_model(SHIPPED.with_name("chainnet_edgeperf.safetensors")).domain.ranges
     assert ours["scv"] == (0, 2) and ours["exit_probability"] == (0, 0.5)
     assert ours["link_stations"][1] >= 1 and ours["hops"][1] > 6  # link stations add hops
-    # links between devices, never before the first: the regime has no upload links
-    assert 0 < ours["link_share"][1] < 1 and ours["upload_links"] == (0, 0)
+    # links between devices, and a camera's upload before the first on up to every chain
+    assert 0 < ours["link_share"][1] < 1 and ours["upload_links"] == (0, 3)
     assert (ours["chains"], ours["capacity"], ours["load"]) == (
         (1, 3), (1, 50), (0, load[1]))

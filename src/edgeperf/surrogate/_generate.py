@@ -23,8 +23,11 @@ a block other than the last carries an early exit with probability 0.3 (taken
 with probability 0.1-0.5); a directed device pair of a path gets, with
 probability 0.3, a link station (bandwidth log-uniform 2-20 Mbit/s, capacity
 1-50) carrying block outputs of 20-500 kB (log-uniform), i.e. transmissions of
-0.008-2 s, the range of the service times; and each block's law is
-deterministic, gamma or lognormal (one in three each) with SCV 0.1-2.
+0.008-2 s, the range of the service times; each block's law is
+deterministic, gamma or lognormal (one in three each) with SCV 0.1-2; and a
+chain gets, with probability 0.3, a source: another device of the deployment
+(a camera, say), whose inputs of 20-500 kB cross a link to the chain's first
+device, a link station drawn as above unless the pair already has a link.
 
 ``larger`` (and ``larger-edgeperf``) go beyond the training regime, for the
 generalisation test: a pool of 16 devices, 11-16 of them used, 2-4 chains of
@@ -55,7 +58,8 @@ __all__ = ["Regime", "REGIMES", "GENERATOR_VERSION", "random_deployment", "large
            "deployments", "generate", "generate_dataset"]
 
 #: Bumped whenever the same (n, regime, seed) would give different data.
-GENERATOR_VERSION = 1
+#: 2: ``edgeperf`` chains may have a source that uploads their inputs over a link.
+GENERATOR_VERSION = 2
 WARMUP = 0.1
 _PATH, _DEVICE = "path:", "device:"  # sweep-row keys of the labels Metrics cannot name
 
@@ -108,6 +112,7 @@ REGIMES = {"chainnet": _CHAINNET, "edgeperf": replace(_CHAINNET, features=True),
 # The edgeperf features (see the module docstring).
 _EXIT_SHARE, _EXIT_PROBABILITY = 0.3, (0.1, 0.5)
 _LINK_SHARE, _BANDWIDTH_BPS, _OUTPUT_BYTES = 0.3, (2e6, 2e7), (2e4, 5e5)
+_UPLOAD_SHARE = 0.3
 _SCV = (0.1, 2.0)
 
 
@@ -181,6 +186,25 @@ def _links(rng: np.random.Generator, r: Regime, paths: list[list[str]]) -> list[
     return list(links.values())
 
 
+def _uploads(rng: np.random.Generator, r: Regime, scenario: dict[str, Any]) -> None:
+    """Give some chains a source on another device, and the link their inputs cross
+    to the first device (drawn last, so the rest of a deployment is as before)."""
+    names = [d["name"] for d in scenario["devices"]]
+    links = {(link["from"], link["to"]) for link in scenario["links"]}
+    for chain in scenario["chains"]:
+        if rng.random() >= _UPLOAD_SHARE:
+            continue
+        first = next(iter(chain["placement"]))
+        source = str(rng.choice([d for d in names if d != first]))
+        chain["source"] = source
+        chain["model"]["input_bytes"] = round(_log_uniform(rng, _OUTPUT_BYTES))
+        if (source, first) not in links:
+            links.add((source, first))
+            scenario["links"].append({"from": source, "to": first,
+                                      "bandwidth_bps": _log_uniform(rng, _BANDWIDTH_BPS),
+                                      "capacity": _integer(rng, r.capacity)})
+
+
 def random_deployment(rng: np.random.Generator, regime: str | Regime = "chainnet"
                       ) -> dict[str, Any]:
     """A random multi-chain scenario mapping of ``regime`` (a name of :data:`REGIMES`)."""
@@ -189,9 +213,12 @@ def random_deployment(rng: np.random.Generator, regime: str | Regime = "chainnet
         raise v.fail("random_deployment", "rng", "a numpy.random.Generator", rng)
     paths = _paths(rng, r)
     devices = sorted({d for p in paths for d in p}, key=lambda d: int(d[1:]))
-    return {"devices": [{"name": d, "capacity": _integer(rng, r.capacity)} for d in devices],
-            "links": _links(rng, r, paths),
-            "chains": [_chain(rng, r, j, p) for j, p in enumerate(paths)]}
+    scenario = {"devices": [{"name": d, "capacity": _integer(rng, r.capacity)} for d in devices],
+                "links": _links(rng, r, paths),
+                "chains": [_chain(rng, r, j, p) for j, p in enumerate(paths)]}
+    if r.features:
+        _uploads(rng, r, scenario)
+    return scenario
 
 
 def larger_deployment(rng: np.random.Generator, *, features: bool = False) -> dict[str, Any]:
