@@ -116,7 +116,7 @@ def test_finds_the_brute_force_optimum_with_batched_calls():
 
 def end_to_end_rows(system: System) -> np.ndarray:
     """mock_rows with an end-to-end column that ranks placements of equal loss
-    the other way round: a device of small weight behind a slow link."""
+    the other way round from the devices' response."""
     rows = mock_rows(system)
     return np.column_stack([rows, 10.0 - rows[:, 1]])
 
