@@ -57,6 +57,21 @@ def test_the_end_to_end_error_on_the_chains_labelled_with_it():
     assert "chains_e2e" not in evaluate_model(Fixed(1.0, 2.0, 3.0), unlabelled)
 
 
+def test_the_parity_plot_has_an_end_to_end_panel_where_every_chain_has_that_label(tmp_path):
+    from matplotlib import image
+
+    labelled = [sample([{"tput_ratio": 0.8, "response_time": 2.0, "response_time_e2e": 4.0},
+                        {"tput_ratio": 1.0, "response_time": 1.0, "response_time_e2e": 1.5}])]
+    unlabelled = [sample([{"tput_ratio": 1.0, "response_time": 1.0}] * 2)]
+    widths = {}
+    for name, model, items in (("two", Fixed(1.0, 2.0), labelled),
+                               ("three", Fixed(1.0, 2.0, 3.0), labelled),
+                               ("partly", Fixed(1.0, 2.0, 3.0), labelled + unlabelled)):
+        evaluate_model(model, items, plot=tmp_path / f"{name}.png")
+        widths[name] = image.imread(tmp_path / f"{name}.png").shape[1]
+    assert widths["partly"] == widths["two"] and 1.4 < widths["three"] / widths["two"] < 1.6
+
+
 def test_timing_is_encoding_plus_forward():
     items = [sample([{"tput_ratio": 1.0, "response_time": 1.0}] * 2)] * 3
     r = evaluate_model(AnalyticModel(), items, batch=2)

@@ -15,6 +15,14 @@ RNG = np.random.default_rng(0)
 TRUE = np.column_stack([RNG.uniform(0.01, 1.0, 200), RNG.uniform(0.1, 100.0, 200)])
 
 
+def test_a_third_column_adds_the_end_to_end_panel(tmp_path):
+    three = np.column_stack([TRUE, TRUE[:, 1] * 1.5])
+    wide = plot_parity({"chainnet": three * 1.05}, three, tmp_path / "wide.png")
+    narrow = plot_parity({"chainnet": TRUE * 1.05}, TRUE, tmp_path / "narrow.png")
+    (h3, w3), (h2, w2) = (image.imread(p).shape[:2] for p in (wide, narrow))
+    assert h3 == h2 and 1.4 < w3 / w2 < 1.6
+
+
 def test_one_row_of_panels_per_model(tmp_path):
     one = plot_parity({"chainnet": TRUE * 1.05}, TRUE, tmp_path / "one.png")
     two = plot_parity({"chainnet": TRUE * 1.05, "gat": TRUE * 0.9}, TRUE, tmp_path / "two.png",
@@ -34,11 +42,13 @@ def test_one_row_of_panels_per_model(tmp_path):
     ({"m": np.where(TRUE > 0.5, np.nan, TRUE)}, TRUE, "Got 'm: (200, 2)'."),
     ({"m": -TRUE}, TRUE, "Got 'm: (200, 2)'."),
     ({"m": TRUE}, -TRUE, "The 'true' parameter of plot_parity must be a non-empty array "
-                         "[chains, 2] of positive finite values"),
+                         "[chains, 2] or [chains, 3] of positive finite values"),
+    ({"m": TRUE}, np.ones((200, 4)), "The 'true' parameter of plot_parity must be a non-empty "
+                                     "array [chains, 2] or [chains, 3]"),
     ({"m": TRUE[:, 0]}, TRUE[:, 0], "The 'true' parameter of plot_parity"),
     ({"m": TRUE}, "all", "The 'true' parameter of plot_parity must be a non-empty array "
-                         "[chains, 2] of positive finite values (throughput ratio, response "
-                         "time). Got 'all'."),
+                         "[chains, 2] or [chains, 3] of positive finite values (throughput "
+                         "ratio, response time[, end-to-end response time]). Got 'all'."),
     ({"m": {"a": 1}}, TRUE, "The 'preds' parameter of plot_parity must be finite "
                             "predictions >= 0 shaped like 'true' (200, 2) for every model. "
                             "Got {'a': 1}."),

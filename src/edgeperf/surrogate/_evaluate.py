@@ -77,8 +77,11 @@ def evaluate_model(model: Any, samples: Sequence[Any], *, batch: int = 256,
     if plot is not None:
         from ._plot import plot_parity
 
-        plot_parity({getattr(model, "name", "") or type(model).__name__: pred[keep, :2]},
-                    true[keep], plot)
+        shown, truth = pred[keep, :2], true[keep]
+        e2e = _e2e_labels(labels)[keep]
+        if pred.shape[1] > 2 and np.all(np.isfinite(e2e) & (e2e > 0)):  # a third panel
+            shown, truth = pred[keep], np.column_stack([truth, e2e])
+        plot_parity({getattr(model, "name", "") or type(model).__name__: shown}, truth, plot)
     absolute = np.mean(np.abs(pred[keep, :2] - true[keep]), axis=0)
     n = len(items)
     return {"mape_tput_ratio": err["tput_ratio"], "mape_response_time": err["response_time"],
@@ -96,10 +99,15 @@ def _end_to_end(pred: np.ndarray, labels: list[Any], keep: np.ndarray) -> dict[s
     scored chains labelled with it; nothing otherwise."""
     if pred.shape[1] < 3:
         return {}
-    true = np.array([float(c.get("response_time_e2e", np.nan)) for c in labels])
+    true = _e2e_labels(labels)
     known = keep & np.isfinite(true) & (true > 0)
     if not known.any():
         return {}
     gap = np.abs(pred[known, 2] - true[known])
     return {"mape_response_time_e2e": float(np.mean(gap / true[known]) * 100.0),
             "mae_response_time_e2e": float(np.mean(gap)), "chains_e2e": int(known.sum())}
+
+
+def _e2e_labels(labels: list[Any]) -> np.ndarray:
+    """Each chain's end-to-end response time, NaN where the data has none."""
+    return np.array([float(c.get("response_time_e2e", np.nan)) for c in labels])

@@ -1,5 +1,6 @@
 """The parity plot of learned twins: each chain's predicted against its true
-throughput ratio and response time, one row of panels per model.
+throughput ratio and response time (and end-to-end response time, when given),
+one row of panels per model.
 
 Both axes are logarithmic: the chains that lose most of their jobs, where the
 error concentrates, sit in the first decade of the throughput ratio and would
@@ -19,15 +20,16 @@ from .._atomic import atomic_path
 
 __all__ = ["plot_parity"]
 
-_TARGETS = {"tput_ratio": "throughput ratio", "response_time": "response time"}  # mape's keys
+_TARGETS = {"tput_ratio": "throughput ratio", "response_time": "response time",  # mape's keys
+            "response_time_e2e": "end-to-end time"}
 _BAND = 0.10  # the dashed lines: ±10%
 
 
 def _checked(preds: object, true: object) -> tuple[dict[str, np.ndarray], np.ndarray]:
-    rule = ("a non-empty array [chains, 2] of positive finite values (throughput ratio, "
-            "response time)")
+    rule = ("a non-empty array [chains, 2] or [chains, 3] of positive finite values "
+            "(throughput ratio, response time[, end-to-end response time])")
     t = v.array("plot_parity", "true", true, rule)
-    if t.ndim != 2 or t.shape[1] != 2 or len(t) == 0 or not np.all(t > 0) \
+    if t.ndim != 2 or t.shape[1] not in (2, 3) or len(t) == 0 or not np.all(t > 0) \
             or not np.all(np.isfinite(t)):
         raise v.fail("plot_parity", "true", rule, t.shape)
     if not isinstance(preds, Mapping) or not preds:
@@ -46,8 +48,9 @@ def _checked(preds: object, true: object) -> tuple[dict[str, np.ndarray], np.nda
 def plot_parity(preds: Mapping[str, object], true: object, path: str | Path, *,
                 title: str | None = None) -> Path:
     """Write the parity plot of ``preds`` (model name -> [chains, 2] predictions of
-    the throughput ratio and the response time) against ``true`` to ``path`` (PNG,
-    written whole or not at all); each panel names its MAPE."""
+    the throughput ratio and the response time, or [chains, 3] with the end-to-end
+    response time) against ``true`` to ``path`` (PNG, written whole or not at
+    all); one panel per column, each naming its MAPE."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
@@ -55,12 +58,13 @@ def plot_parity(preds: Mapping[str, object], true: object, path: str | Path, *,
 
     preds, t = _checked(preds, true)
     target = v.output_file("plot_parity", "path", v.path("plot_parity", "path", path))
-    fig = Figure(figsize=(7.0, 3.2 * len(preds)), layout="constrained")
+    columns = t.shape[1]
+    fig = Figure(figsize=(3.5 * columns, 3.2 * len(preds)), layout="constrained")
     FigureCanvasAgg(fig)
     for row, (name, p) in enumerate(preds.items()):
         errors = mape(p, t)
-        for k, (key, label) in enumerate(_TARGETS.items()):
-            ax = fig.add_subplot(len(preds), 2, 2 * row + k + 1)
+        for k, (key, label) in enumerate(list(_TARGETS.items())[:columns]):
+            ax = fig.add_subplot(len(preds), columns, columns * row + k + 1)
             low = min(t[:, k].min(), p[:, k][p[:, k] > 0].min(initial=np.inf)) / 1.2
             high = max(t[:, k].max(), p[:, k].max()) * 1.2
             line = np.geomspace(low, high, 50)
