@@ -199,11 +199,11 @@ def predict_command(
     graph = encode(system)
     pred = net.predict(graph)
     took = time.perf_counter() - start  # what a prediction costs, once warm
+    e2e = pred.shape[1] > 2
     chains = {c.name: {"tput_ratio": float(p[0]), "loss": 1.0 - float(p[0]),
                        "response_time": float(p[1]),
-                       **({"response_time_e2e": float(p[2])} if len(p) > 2 else {})}
+                       **({"response_time_e2e": float(p[2])} if e2e else {})}
               for c, p in zip(system.chains, pred)}
-    e2e = pred.shape[1] > 2
     outside = None if net.domain is None else list(net.domain.gaps(graph)[0])
     if as_json:
         print(json.dumps({"model": str(path), "chains": chains, "outside_training": outside,

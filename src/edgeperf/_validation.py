@@ -113,7 +113,7 @@ def instance(owner: str, name: str, value: object, kind: type | tuple[type, ...]
     error shows None or a number as itself, anything else by its type's name: a
     System's or an array's repr would not fit one line."""
     if not isinstance(value, kind):
-        plain = value is None or isinstance(value, (bool, numbers.Number))
+        plain = value is None or isinstance(value, numbers.Number)  # bools included
         raise fail(owner, name, rule, value if plain else type(value).__name__)
     return value
 

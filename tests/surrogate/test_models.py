@@ -46,7 +46,7 @@ def test_forward_shapes_and_ranges(name):
 
 
 @pytest.mark.parametrize("name", LEARNED)
-def test_an_end_to_end_model_adds_a_third_output_and_keeps_the_others(name):
+def test_an_end_to_end_model_adds_a_third_positive_output(name):
     config, batch = TINY[name], hand_built()
     plain, both = (build_model(name.split("-")[0], **config, **extra)
                    for extra in ({}, {"end_to_end": True}))

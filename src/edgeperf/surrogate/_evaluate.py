@@ -65,6 +65,7 @@ def evaluate_model(model: Any, samples: Sequence[Any], *, batch: int = 256,
     pred = np.concatenate(preds)
     labels = [c for s in items for c in s.labels]
     true = np.array([[c["tput_ratio"], c["response_time"]] for c in labels])
+    e2e = np.array([float(c.get("response_time_e2e", np.nan)) for c in labels])  # NaN: none
     keep = np.all(true > 0, axis=1) & np.all(np.isfinite(true), axis=1)
     if not keep.any():
         raise v.fail("evaluate_model", "samples", "deployments with at least one chain whose "
@@ -78,9 +79,8 @@ def evaluate_model(model: Any, samples: Sequence[Any], *, batch: int = 256,
         from ._plot import plot_parity
 
         shown, truth = pred[keep, :2], true[keep]
-        e2e = _e2e_labels(labels)[keep]
-        if pred.shape[1] > 2 and np.all(np.isfinite(e2e) & (e2e > 0)):  # a third panel
-            shown, truth = pred[keep], np.column_stack([truth, e2e])
+        if pred.shape[1] > 2 and np.all(np.isfinite(e2e[keep]) & (e2e[keep] > 0)):  # 3rd panel
+            shown, truth = pred[keep], np.column_stack([truth, e2e[keep]])
         plot_parity({getattr(model, "name", "") or type(model).__name__: shown}, truth, plot)
     absolute = np.mean(np.abs(pred[keep, :2] - true[keep]), axis=0)
     n = len(items)
@@ -91,23 +91,17 @@ def evaluate_model(model: Any, samples: Sequence[Any], *, batch: int = 256,
             "encode_s_per_deployment": encode_s / n, "forward_s_per_deployment": forward_s / n,
             "parse_s_per_deployment": (parsed - start) / n,
             "deployments_outside_domain": outside if domain is not None else None,
-            **_end_to_end(pred, labels, keep)}
+            **_end_to_end(pred, e2e, keep)}
 
 
-def _end_to_end(pred: np.ndarray, labels: list[Any], keep: np.ndarray) -> dict[str, Any]:
+def _end_to_end(pred: np.ndarray, true: np.ndarray, keep: np.ndarray) -> dict[str, Any]:
     """The end-to-end response time's errors, for a model that predicts it, on the
-    scored chains labelled with it; nothing otherwise."""
+    scored chains labelled with it (``true``, NaN where not); nothing otherwise."""
     if pred.shape[1] < 3:
         return {}
-    true = _e2e_labels(labels)
     known = keep & np.isfinite(true) & (true > 0)
     if not known.any():
         return {}
     gap = np.abs(pred[known, 2] - true[known])
     return {"mape_response_time_e2e": float(np.mean(gap / true[known]) * 100.0),
             "mae_response_time_e2e": float(np.mean(gap)), "chains_e2e": int(known.sum())}
-
-
-def _e2e_labels(labels: list[Any]) -> np.ndarray:
-    """Each chain's end-to-end response time, NaN where the data has none."""
-    return np.array([float(c.get("response_time_e2e", np.nan)) for c in labels])

@@ -1,11 +1,12 @@
 """Training a learned surrogate: Adam, early stopping, one seed for everything.
 
 The loss is the L1 distance between log predictions and log labels, on every
-target the model predicts (two, or three with the end-to-end response time). It is a relative error, like the MAPE we report, but symmetric (a
-MAPE loss punishes over-prediction more than under-prediction, so it biases
-predictions low) and it does not explode on the few chains with a tiny
-throughput ratio. Early stopping watches the validation MAPE (mean over the
-targets) and restores the best weights. The learning rate halves whenever the
+target the model predicts (two, or three with the end-to-end response time).
+It is a relative error, like the MAPE we report, but symmetric (a MAPE loss
+punishes over-prediction more than under-prediction, so it biases predictions
+low) and it does not explode on the few chains with a tiny throughput ratio.
+Early stopping watches the validation MAPE (mean over the targets) and
+restores the best weights. The learning rate halves whenever the
 validation MAPE has not improved for a third of the early-stopping patience:
 at a fixed rate the validation error jumps by a tenth from epoch to epoch, so
 the best epoch is partly luck; decaying the rate settles it.
@@ -88,8 +89,9 @@ def _graphs(name: str, graphs: Sequence[DeploymentGraph], end_to_end: bool
                             for g in items):
         raise v.fail("train", name, "a non-empty list of DeploymentGraph with labels "
                      "(encode(system, labels))", type(graphs).__name__)
-    unknown = sum(bool(g.target[:, 2].isnan().any()) for g in items)  # type: ignore[index]
-    if end_to_end and unknown:
+    unknown = sum(bool(g.target[:, 2].isnan().any()) for g in items  # type: ignore[index]
+                  ) if end_to_end else 0
+    if unknown:
         raise v.fail("train", name, "deployments labelled with 'response_time_e2e' for a model "
                      "with end_to_end=True (ChainNet's published data has no such label)",
                      f"{unknown} of {len(items)} without it")
@@ -161,8 +163,9 @@ def train(model: SurrogateModel, train_graphs: Sequence[DeploymentGraph],
     train_set = _graphs("train_graphs", train_graphs, model.end_to_end)
     val_batch = collate(_graphs("val_graphs", val_graphs, model.end_to_end))
     before = {k: t.clone() for k, t in model.state_dict().items()}
+    pooled = collate(train_set)  # for the normalisation and the domain
     if not bool(model.fitted):
-        model.fit_normalization(collate(train_set))
+        model.fit_normalization(pooled)
     rng = np.random.default_rng(seed)
     config = {"epochs": epochs, "lr": lr, "batch_size": batch_size, "patience": patience,
               "seed": seed, "loss": "l1-log", "lr_patience": max(patience // 3, 1)}
@@ -175,7 +178,7 @@ def train(model: SurrogateModel, train_graphs: Sequence[DeploymentGraph],
                      "MAPE was not finite after any epoch; the model keeps the weights it had)",
                      lr)
     model.fitted.fill_(True)
-    seen = Domain.of(collate(train_set)).union(Domain.of(val_batch))
+    seen = Domain.of(pooled).union(Domain.of(val_batch))
     model.domain = seen if model.domain is None else model.domain.union(seen)
     report = TrainReport(train_graphs=len(train_set), val_graphs=val_batch.num_graphs,
                          config=config, **history)
