@@ -8,8 +8,8 @@ import pytest
 from edgeperf.dists import Deterministic, Exponential, Gamma, Mixture, Sum
 from edgeperf.exceptions import InvalidParameterError
 from edgeperf.io import load_scenario
-from edgeperf.queueing import (DecompositionEvaluator, Station, StationExit, loss_chain, mg1k,
-                               stations_by_chain, stations_of)
+from edgeperf.queueing import (DecompositionEvaluator, Station, StationExit, ekg1k, loss_chain,
+                               mg1k, stations_by_chain, stations_of)
 
 SCENARIOS = Path(__file__).parents[2] / "examples" / "scenarios"
 EXAMPLE = SCENARIOS / "pi_server.yaml"
@@ -59,6 +59,44 @@ def test_conservation(method):
                                                   rel=1e-12)
     assert sum(m.exit_distribution.values()) == pytest.approx(1.0, abs=1e-12)
     assert m.loss_probability == pytest.approx(1 - m.throughput / system.arrival_rate, abs=1e-15)
+
+
+def test_two_moment_solves_a_smooth_input_as_erlang_arrivals():
+    # a deterministic device's departures have SCV 1 - rho² (QNA, Poisson input):
+    # the server after it is an E_k/G/1/K, k = 1 / (1 - rho²), linear in k
+    # between the integers around it
+    server = Gamma(2, 0.08)
+    stations = [Station(name="device", capacity=3, service=Deterministic(0.1)),
+                Station(name="server", capacity=2, service=server)]
+    first, second = loss_chain(9.0, stations, method="two-moment").stations
+    phases = 1.0 / (1.0 - first.utilization**2)
+    low, share = int(phases), phases - int(phases)
+    assert 0.0 < share < 1.0
+    below, above = (ekg1k(first.throughput, k, server, 2) for k in (low, low + 1))
+    for field in ("loss_probability", "mean_waiting_time", "utilization"):
+        expected = (1 - share) * getattr(below, field) + share * getattr(above, field)
+        assert getattr(second, field) == pytest.approx(expected, rel=1e-12), field
+    assert (second.kind, second.method) == ("approximate", f"erlang-{phases:.3g}")
+    assert sum(second.queue_length_distribution) == pytest.approx(1.0, abs=1e-12)
+    poisson = loss_chain(9.0, stations).stations[1]
+    assert second.loss_probability < poisson.loss_probability  # smoother input, fewer refused
+
+
+def test_two_moment_smooth_input_limits():
+    # below SCV 1/32 the input is taken as E_32; a buffer beyond MAX_STATES / 2
+    # (the chain would be too large) keeps the matched M/G/1/K
+    device = Station(name="device", capacity=50, service=Deterministic(0.1))
+    rate = 9.95  # the device is busy 99% of the time: its departures are nearly even
+    near_even = loss_chain(rate, [device, Station(name="s", capacity=4, service=Gamma(2, 0.05))],
+                           method="two-moment").stations
+    assert near_even[1].method == "erlang-32"
+    huge = loss_chain(rate, [device, Station(name="s", capacity=3000, service=Gamma(2, 0.05))],
+                      method="two-moment").stations[1]
+    assert (huge.kind, huge.method) == ("exact", "exact")
+    # mgs gives no waiting time, so it keeps the matched law too
+    mgs = loss_chain(rate, [device, Station(name="s", capacity=4, service=Gamma(2, 0.05))],
+                     method="two-moment", station_method="mgs").stations[1]
+    assert mgs.method == "mgs"
 
 
 def test_stations_of_example():

@@ -7,12 +7,16 @@ fed by the thinned output of the station before it:
 
 - ``method="poisson"``: the input of every station is taken to be Poisson;
 - ``method="two-moment"``: the input's SCV is carried forward (QNA-style
-  departure and splitting formulas) and a station whose input SCV c_a² is not 1
-  is solved as the M/G/1/K whose service law has the same mean and the SCV
-  c_s² + c_a² - 1, the variability that gives the same Kingman waiting time.
+  departure and splitting formulas). A station fed by input smoother than
+  Poisson (c_a² < 1) is solved as an E_k/G/1/K with its own service law,
+  k = 1/c_a² phases (interpolated between the integers around it); one fed
+  by burstier input as the M/G/1/K whose service law has the same mean and the
+  SCV c_s² + c_a² - 1, the variability that gives the same Kingman waiting time.
 
-Both are approximations for more than one station; neither wins everywhere, so
-the simpler Poisson method is the default. docs/background/chain.md gives the
+Both are approximations for more than one station. The two-moment method is
+the better on most chains measured but not on all, and the placement searches
+were measured with the Poisson one, which stays the default (see
+docs/background/design.md). docs/background/chain.md gives the
 errors measured against simulation (``benchmarks/chain_decomposition.py``)
 and against the exact CTMC of small tandems (``tests/queueing/test_oracle.py``).
 """
@@ -26,6 +30,7 @@ from .. import _validation as v
 from ..dists import Deterministic, Gamma, Mixture, ServiceLaw, Sum
 from ..exceptions import UnsupportedModelError
 from ..model import Chain, Device, Link, Metrics, PoissonArrivals, StationMetrics, System
+from ._ekg1k import MAX_STATES, ekg1k
 from ._mg1k import Method as StationMethod
 from ._mg1k import mg1k
 
@@ -36,6 +41,8 @@ ChainMethod = Literal["poisson", "two-moment"]
 #: Smallest effective SCV the two-moment method solves with: below it the
 #: matched law is taken as deterministic (the smoothest M/G/1/K can be).
 _SCV_FLOOR = 1e-3
+#: Most arrival phases for a smooth input: an input SCV below 1/32 is solved as E_32.
+_MAX_PHASES = 32
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -197,6 +204,42 @@ def _idle(station: Station) -> StationMetrics:
                           mean_response_time=station.law.mean, mean_waiting_time=0.0)
 
 
+def _solve(rate: float, scv_in: float, station: Station, station_method: StationMethod
+           ) -> StationMetrics:
+    """One station offered ``rate`` with input SCV ``scv_in`` (1: Poisson)."""
+    law, capacity = station.law, station.capacity
+    most = min(_MAX_PHASES, MAX_STATES // capacity)  # buffers over MAX_STATES / 2: M/G/1/K
+    if scv_in < 1.0 and station_method == "exact" and most >= 2:
+        return _smooth_input(rate, min(1.0 / scv_in, most), law, capacity, station.name)
+    solved = law if scv_in == 1.0 else _matched_law(law.mean, law.scv + scv_in - 1.0)
+    return mg1k(rate, solved, capacity, station_method, name=station.name)
+
+
+def _smooth_input(rate: float, phases: float, law: ServiceLaw, capacity: int, name: str
+                  ) -> StationMetrics:
+    """E_k/G/1/K with k = ``phases``, linear in k between the two integers around it,
+    so the metrics move continuously with the input's SCV."""
+    low = int(phases)
+    share = phases - low
+    below = ekg1k(rate, low, law, capacity, name=name)
+    above = below if share == 0.0 else ekg1k(rate, low + 1, law, capacity, name=name)
+
+    def mix(a: float, b: float) -> float:
+        return float((1.0 - share) * a + share * b)
+
+    return replace(
+        below, kind="approximate", method=f"erlang-{phases:.3g}",
+        loss_probability=mix(below.loss_probability, above.loss_probability),
+        throughput=mix(below.throughput, above.throughput),
+        utilization=mix(below.utilization, above.utilization),
+        mean_number=mix(below.mean_number, above.mean_number),
+        mean_response_time=mix(below.mean_response_time, above.mean_response_time),
+        mean_waiting_time=mix(below.mean_waiting_time, above.mean_waiting_time),
+        queue_length_distribution=tuple(
+            mix(a, b) for a, b in zip(below.queue_length_distribution,
+                                      above.queue_length_distribution)))
+
+
 def loss_chain(arrival_rate: float, stations: tuple[Station, ...] | list[Station], *,
                final_exit: str = "final", method: ChainMethod = "poisson",
                station_method: StationMethod = "exact") -> Metrics:
@@ -223,10 +266,8 @@ def loss_chain(arrival_rate: float, stations: tuple[Station, ...] | list[Station
         if offered <= 0.0:
             m = _idle(station)
         else:
-            solved = law
-            if method == "two-moment" and scv_in != 1.0:
-                solved = _matched_law(law.mean, law.scv + scv_in - 1.0)
-            m = mg1k(offered, solved, station.capacity, station_method, name=station.name)
+            m = _solve(offered, scv_in if method == "two-moment" else 1.0, station,
+                       station_method)
         results.append(m)
         wait = m.mean_waiting_time if station_method == "exact" else None
         leaving = list(station.exits)
