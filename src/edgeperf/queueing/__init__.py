@@ -5,5 +5,5 @@ from ._chain import (DecompositionEvaluator, Station, StationExit, loss_chain, s
 from ._ekg1k import ekg1k
 from ._mg1k import departure_distribution, mg1k, mgs_loss
 
-__all__ = ["mg1k", "ekg1k", "mgs_loss", "departure_distribution", "Station", "StationExit", "loss_chain",
-           "stations_of", "stations_by_chain", "DecompositionEvaluator"]
+__all__ = ["mg1k", "ekg1k", "mgs_loss", "departure_distribution", "Station", "StationExit",
+           "loss_chain", "stations_of", "stations_by_chain", "DecompositionEvaluator"]

@@ -52,7 +52,7 @@ def ekg1k(arrival_rate: float, phases: int, service: ServiceLaw, capacity: int, 
         raise v.fail(_OWNER, "phases", f"at most {MAX_STATES} // capacity ({MAX_STATES // cap}) "
                      f"for capacity {cap}: the chain has phases x capacity states", k)
     mu = k * rate  # rate of the arrival phases
-    tail = _phase_tails(service, mu, k * cap)  # tail[m] = P(N >= m), N phases in a service
+    pmf, tail = _phase_counts(service, mu, k * cap)  # N: phases completed in a service
 
     # start phase j of a service, and arrivals a during it: A >= a iff N >= a*k - j
     starts = np.arange(k)
@@ -61,12 +61,12 @@ def ekg1k(arrival_rate: float, phases: int, service: ServiceLaw, capacity: int, 
     at_least = np.where(index <= 0, 1.0, tail[np.clip(index, 0, len(tail) - 1)])
     at_least[index >= len(tail)] = 0.0
     # time (x mu) the service spends with a = 0..cap arrivals so far, and P(A = a, end phase p)
-    level_time, joint = _within_service(tail, k, cap)
+    level_time, joint = _within_service(pmf, tail, k, cap)
 
     pi = _embedded(joint, k, cap)
     busy = np.zeros(cap + 1)
     refused = 0.0
-    cycle = 0.0
+    idle_phases = 0.0  # phases waited for while idle, per departure
     for n in range(cap):
         first = max(n, 1)  # jobs when the next service starts
         room = cap - first
@@ -81,8 +81,8 @@ def ekg1k(arrival_rate: float, phases: int, service: ServiceLaw, capacity: int, 
             busy[first:cap] += weight * t[:room]
             busy[cap] += weight * t[room:].sum()
             if n == 0:
-                cycle += weight * (k - j)  # idle until the arrival's remaining phases end
-    idle = cycle / mu
+                idle_phases += weight * (k - j)  # until the arrival's last phase ends
+    idle = idle_phases / mu
     levels = busy / mu
     cycle = idle + levels.sum()  # mean time between departures
     p = levels / cycle
@@ -99,21 +99,21 @@ def ekg1k(arrival_rate: float, phases: int, service: ServiceLaw, capacity: int, 
         queue_length_distribution=tuple(float(x) for x in p))
 
 
-def _phase_tails(service: ServiceLaw, mu: float, least: int) -> np.ndarray:
-    """P(N >= m), m = 0..L, N being the Poisson(mu) events during one service,
-    with L >= least and the mass beyond L below _RESIDUAL."""
+def _phase_counts(service: ServiceLaw, mu: float, least: int
+                  ) -> tuple[np.ndarray, np.ndarray]:
+    """P(N = m), m = 0..L-1, and P(N >= m), m = 0..L, N being the Poisson(mu)
+    events during one service, with L >= least and the mass beyond L below
+    _RESIDUAL (the tails summed from the far end, not subtracted from 1)."""
     n = max(least + 16, 64)
     while True:
-        b = service.arrival_pmf(mu, n)
-        beyond = 1.0 - math.fsum(b)
-        if beyond < _RESIDUAL or n >= _MAX_TERMS:
-            break
+        pmf = service.arrival_pmf(mu, n)
+        if 1.0 - math.fsum(pmf) < _RESIDUAL or n >= _MAX_TERMS:
+            return pmf, np.append(np.cumsum(pmf[::-1])[::-1], 0.0)
         n = min(2 * n, _MAX_TERMS)
-    tail = np.append(np.cumsum(b[::-1])[::-1], 0.0)
-    return tail
 
 
-def _within_service(tail: np.ndarray, k: int, cap: int) -> tuple[np.ndarray, np.ndarray]:
+def _within_service(pmf: np.ndarray, tail: np.ndarray, k: int, cap: int
+                    ) -> tuple[np.ndarray, np.ndarray]:
     """For each start phase j: the time (in units of 1/mu) the service spends with
     a = 0..cap arrivals so far (a = cap: cap or more), and the joint law of the
     arrivals (cap or more lumped) and the phase the service ends in.
@@ -121,7 +121,6 @@ def _within_service(tail: np.ndarray, k: int, cap: int) -> tuple[np.ndarray, np.
     The service spends tail[m + 1] / mu with exactly m phases completed; phase
     count m from start j means (j + m) // k arrivals, ending in phase (j + m) % k.
     """
-    pmf = tail[:-1] - tail[1:]
     size = len(pmf) + k
     rows = -(-size // k)
     time = np.zeros((k, cap + 1))
