@@ -96,7 +96,8 @@ def overhead_shares(exit_means: Sequence[float] | np.ndarray) -> np.ndarray:
     span = m[-1] - m[0]
     if not span > 0:
         return np.zeros(len(m))
-    return np.clip((m - m[0]) / span, 0.0, 1.0)
+    with np.errstate(over="ignore"):  # a subnormal span: the share is clipped to 1 anyway
+        return np.clip((m - m[0]) / span, 0.0, 1.0)
 
 
 def adaee_reward(confidence: np.ndarray, exits: np.ndarray, exit_means: Sequence[float],
