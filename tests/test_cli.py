@@ -16,7 +16,7 @@ from cli_helpers import assert_one_error_line, run
 from edgeperf import cli
 from edgeperf.dists import Gamma
 from edgeperf.io import load_scenario
-from edgeperf.queueing import DecompositionEvaluator, mg1k
+from edgeperf.queueing import DecompositionEvaluator, ekg1k, mg1k
 
 REPO = Path(__file__).parents[1]
 EXAMPLE = REPO / "examples" / "scenarios" / "pi_server.yaml"
@@ -68,6 +68,16 @@ def test_queue_table_with_mgs_has_no_comparison(capsys):
     assert "loss probability" in out
     assert "MacGregor Smith" not in out
     assert "(approximate, mgs)" in out
+
+
+def test_queue_with_erlang_arrivals(capsys):
+    code, out, err = run(capsys, *QUEUE, "--phases", "4", "--json")
+    assert (code, err) == (0, "")
+    assert json.loads(out) == ekg1k(30.0, 4, Gamma(4.0, 0.03), 5).to_dict()
+    code, out, err = run(capsys, *QUEUE, "--phases", "4")
+    assert (code, err) == (0, "")
+    assert "E_4/G/1/K station (exact, erlang-4)" in out
+    assert "MacGregor Smith" not in out  # its approximation is for Poisson arrivals
 
 
 # --------------------------------------------------------------------------- analyze
@@ -139,6 +149,11 @@ def test_analyze_table(capsys):
      error("Missing option '--arrival-rate'.")),
     (["queue", "--arrival-rate", "abc", "--capacity", "5", "--service", GAMMA],
      error("Invalid value for '--arrival-rate'") + ".*"),
+    ([*QUEUE, "--phases", "4", "--method", "mgs"],
+     error("The 'method' parameter of queue must be exact or simulate with --phases above 1 "
+           "(mgs is for Poisson arrivals). Got 'mgs'.")),
+    ([*QUEUE, "--phases", "0"], error("The 'phases' parameter of ekg1k must be an int >= 1. "
+                                      "Got 0.")),
     ([*QUEUE, "--method", "foo"],
      error("Invalid value for '--method'") + ".*'foo'.*'exact', 'mgs'.*"),
     (["analyze", str(EXAMPLE), "--method", "foo"],

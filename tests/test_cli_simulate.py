@@ -9,7 +9,7 @@ import pytest
 
 from cli_helpers import run
 from edgeperf.dists import Gamma
-from edgeperf.queueing import mg1k
+from edgeperf.queueing import ekg1k, mg1k
 
 REPO = Path(__file__).parents[1]
 EXAMPLE = REPO / "examples" / "scenarios" / "pi_server.yaml"
@@ -64,6 +64,17 @@ def test_queue_simulate_agrees_with_exact(capsys):
     assert code == 0
     sim = json.loads(out)
     exact = mg1k(30.0, Gamma(4, 0.03), 5)
+    for key in ("loss_probability", "throughput", "mean_response_time"):
+        assert abs(sim[key] - getattr(exact, key)) <= sim[f"{key}_ci"], key
+
+
+def test_queue_simulate_with_erlang_arrivals_agrees_with_exact(capsys):
+    code, out, _ = run(capsys, "queue", "--arrival-rate", "30", "--capacity", "3", "--service",
+                       GAMMA, "--phases", "4", "--method", "simulate", "--jobs", "50000",
+                       "--replications", "10", "--json")
+    assert code == 0
+    sim = json.loads(out)
+    exact = ekg1k(30.0, 4, Gamma(4, 0.03), 3)
     for key in ("loss_probability", "throughput", "mean_response_time"):
         assert abs(sim[key] - getattr(exact, key)) <= sim[f"{key}_ci"], key
 

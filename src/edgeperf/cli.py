@@ -135,31 +135,40 @@ def queue(
     jobs: Annotated[int, typer.Option(help="Simulated arrivals per replication.")] = 200_000,
     replications: Annotated[int, typer.Option(help="Independent simulation replications.")] = 5,
     seed: Annotated[int, typer.Option(help="Simulation seed.")] = 0,
+    phases: Annotated[int, typer.Option(
+        help="Erlang phases k of the arrivals' gaps (SCV 1/k); 1: Poisson.")] = 1,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
 ) -> None:
-    """Analyse one M/G/1/K station, or simulate it."""
+    """Analyse one M/G/1/K station (E_k/G/1/K with --phases), or simulate it."""
     from .io import law_from_spec
-    from .queueing import mg1k
+    from .queueing import ekg1k, mg1k
 
     law = law_from_spec(service, source="--service")
+    kind = "M/G/1/K" if phases == 1 else f"E_{phases}/G/1/K"
+    if phases != 1 and method is QueueMethodName.mgs:
+        from . import _validation as v
+
+        raise v.fail("queue", "method", "exact or simulate with --phases above 1 (mgs is for "
+                     "Poisson arrivals)", method.value)
     if method is QueueMethodName.simulate:
         from .sim import simulate_station
 
         sim = simulate_station(arrival_rate, law, capacity, jobs=jobs, replications=replications,
-                               seed=seed)
+                               seed=seed, phases=phases)
         row = sim.stations[0]
         if as_json:
             print(json.dumps(_with_ci(row.to_dict(), sim.half_widths, f"[{row.name}]")))
             return
-        _out.print(_station_table(row, f"M/G/1/K station (simulated, {row.method})",
+        _out.print(_station_table(row, f"{kind} station (simulated, {row.method})",
                                   sim.half_widths))
         return
-    result = mg1k(arrival_rate, law, capacity, method.value)
+    result = mg1k(arrival_rate, law, capacity, method.value) if phases == 1 else \
+        ekg1k(arrival_rate, phases, law, capacity)
     if as_json:
         print(json.dumps(result.to_dict()))
         return
-    _out.print(_station_table(result, f"M/G/1/K station ({result.kind}, {result.method})"))
-    if method is QueueMethodName.exact:
+    _out.print(_station_table(result, f"{kind} station ({result.kind}, {result.method})"))
+    if method is QueueMethodName.exact and phases == 1:
         approx = mg1k(arrival_rate, law, capacity, "mgs").loss_probability
         _out.print(f"MacGregor Smith's approximation of the loss: {approx:.6g} "
                    f"(error {approx - result.loss_probability:+.3g} against the exact value)")

@@ -190,7 +190,7 @@ BAD_SCENARIOS: list[tuple[str, Callable[[dict], None], str]] = [
      re.escape("links[0].target: is not a known field. Got 'server'.")),
     ("unknown arrival process", _set("workload", "arrival", "process", value="bursty"),
      re.escape("workload.arrival: Input tag 'bursty' found using 'process' does not match any of "
-               "the expected tags: 'poisson', 'mmpp', 'trace', 'piecewise'. "
+               "the expected tags: 'poisson', 'erlang', 'mmpp', 'trace', 'piecewise'. "
                "Got {'process': 'bursty', 'rate': 26.0}.")),
     ("bool capacity", _set("devices", 1, "capacity", value=True),
      re.escape("devices[1].capacity: Input should be a valid integer. Got True.")),

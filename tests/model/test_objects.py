@@ -11,8 +11,8 @@ import pytest
 
 from edgeperf.dists import Deterministic, Exponential, Gamma
 from edgeperf.exceptions import EdgePerfError, InvalidParameterError
-from edgeperf.model import (DNN, Block, Device, Link, MMPPArrivals, PiecewiseArrivals, Placement,
-                            PoissonArrivals, TraceArrivals, Workload)
+from edgeperf.model import (DNN, Block, Device, ErlangArrivals, Link, MMPPArrivals,
+                            PiecewiseArrivals, Placement, PoissonArrivals, TraceArrivals, Workload)
 
 
 def exactly(message: str) -> str:
@@ -265,6 +265,20 @@ def test_poisson_rate_must_be_finite_and_positive(rate):
 
 
 @pytest.mark.parametrize("make, message", [
+    (lambda: ErlangArrivals(rate=0.0, phases=2),
+     "The 'rate' parameter of ErlangArrivals must be a finite number > 0. Got 0.0."),
+    (lambda: ErlangArrivals(rate=2.0, phases=0),
+     "The 'phases' parameter of ErlangArrivals must be an int >= 1. Got 0."),
+    (lambda: ErlangArrivals(rate=2.0, phases=2.5),
+     "The 'phases' parameter of ErlangArrivals must be an int >= 1. Got 2.5."),
+])
+def test_erlang_arrivals_need_a_rate_and_whole_phases(make, message):
+    with pytest.raises(InvalidParameterError, match=exactly(message)):
+        make()
+    assert Workload(arrival=ErlangArrivals(rate=2.0, phases=3)).arrival_rate == 2.0
+
+
+@pytest.mark.parametrize("make, message", [
     (lambda: MMPPArrivals(rates=None, switch_rates=(1.0, 1.0)),
      "The 'rates' parameter of MMPPArrivals must be two values, one per state. "
      "Got 'NoneType'."),
@@ -288,8 +302,8 @@ def test_arrival_processes_need_sequences(make, message):
 @pytest.mark.parametrize("arrival", [26.0, None, {"process": "poisson", "rate": 26.0}])
 def test_workload_arrival_must_be_an_arrival_process(arrival):
     with pytest.raises(InvalidParameterError, match=exactly(
-            f"The 'arrival' parameter of Workload must be a Poisson, MMPP, trace or piecewise "
-        f"arrival process. Got {arrival!r}.")):
+            f"The 'arrival' parameter of Workload must be a Poisson, Erlang, MMPP, trace or "
+        f"piecewise arrival process. Got {arrival!r}.")):
         Workload(arrival=arrival)
 
 

@@ -1,6 +1,7 @@
 """Loss chains by decomposition: exact cases, conservation, scenario mapping, errors."""
 
 import re
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -8,6 +9,7 @@ import pytest
 from edgeperf.dists import Deterministic, Exponential, Gamma, Mixture, Sum
 from edgeperf.exceptions import InvalidParameterError
 from edgeperf.io import load_scenario
+from edgeperf.model import ErlangArrivals, Workload
 from edgeperf.queueing import (DecompositionEvaluator, Station, StationExit, ekg1k, loss_chain,
                                mg1k, stations_by_chain, stations_of)
 
@@ -99,6 +101,28 @@ def test_two_moment_smooth_input_limits():
     assert mgs.method == "mgs"
 
 
+def test_erlang_arrivals_solve_the_first_station_exactly():
+    law = Gamma(4, 0.03)
+    one = loss_chain(26.0, [Station(name="pi", capacity=5, service=law)], arrival_phases=8)
+    assert one.kind == "exact"
+    assert one.stations[0] == ekg1k(26.0, 8, law, 5, name="pi")
+    assert one.loss_probability == pytest.approx(one.stations[0].loss_probability, rel=1e-12)
+
+    system = load_scenario(EXAMPLE)
+    erlang = replace(system, chains=(replace(system.chains[0], workload=Workload(
+        arrival=ErlangArrivals(rate=26.0, phases=8))),))
+    stations = stations_of(erlang)
+    poisson, two = (DecompositionEvaluator(m).evaluate(erlang) for m in METHODS)
+    first = ekg1k(26.0, 8, stations[0].law, stations[0].capacity, name="pi")
+    assert poisson.stations[0] == two.stations[0] == first
+    # downstream, the Poisson method takes the input as Poisson; the two-moment one
+    # carries the SCV 1/8 on through the Pi's departures (smoother than Poisson)
+    assert poisson.stations[1].method == "exact"
+    assert two.stations[1].method.startswith("erlang-")
+    assert loss_chain(26.0, stations, arrival_phases=8).loss_probability == \
+        poisson.loss_probability
+
+
 def test_stations_of_example():
     pi, link, server = stations_of(load_scenario(EXAMPLE))
     assert [pi.name, link.name, server.name] == ["pi", "pi->server", "server"]
@@ -156,6 +180,9 @@ def test_idle_station_after_certain_exit():
      "The 'method' parameter of loss_chain must be one of 'poisson', 'two-moment'. Got 'x'."),
     (lambda: loss_chain(1.0, [Station(name="a", capacity=1, service=Exponential(1.0))], station_method="x"),
      "The 'station_method' parameter of loss_chain must be one of 'exact', 'mgs'. Got 'x'."),
+    (lambda: loss_chain(1.0, [Station(name="a", capacity=1, service=Exponential(1.0))],
+                        arrival_phases=0),
+     "The 'arrival_phases' parameter of loss_chain must be an int >= 1. Got 0."),
     (lambda: Station(name="a", capacity=0, service=Exponential(1.0)),
      "The 'capacity' parameter of Station must be an int >= 1. Got 0."),
     (lambda: Station(name="a", capacity=1, service=Exponential(1.0), exits=(

@@ -6,7 +6,8 @@ from scipy import stats
 
 from edgeperf.exceptions import InvalidParameterError
 from edgeperf.io import parse_scenario
-from edgeperf.model import MMPPArrivals, PiecewiseArrivals, PoissonArrivals, TraceArrivals
+from edgeperf.model import (ErlangArrivals, MMPPArrivals, PiecewiseArrivals, PoissonArrivals,
+                            TraceArrivals)
 from edgeperf.sim._arrivals import arrival_times, arrivals_until
 
 
@@ -19,12 +20,36 @@ def _rate_ci(process, reps=20, horizon=2000.0):
 
 @pytest.mark.parametrize("process", [
     PoissonArrivals(rate=3.0),
+    ErlangArrivals(rate=3.0, phases=5),
     MMPPArrivals(rates=(1.0, 10.0), switch_rates=(0.1, 0.5)),
     PiecewiseArrivals(rates=(2.0, 8.0, 0.0), durations=(30.0, 10.0, 5.0)),
-], ids=["poisson", "mmpp", "piecewise"])
+], ids=["poisson", "erlang", "mmpp", "piecewise"])
 def test_long_run_rate_is_the_mean_rate(process):
     mean, half = _rate_ci(process)
     assert abs(mean - process.mean_rate) <= half
+
+
+@pytest.mark.parametrize("phases", [1, 4, 16])
+def test_erlang_gaps_have_scv_one_over_k(phases):
+    # 20 runs of 5000 gaps: a t-interval on the gaps' SCV
+    scv = []
+    for seed in range(20):
+        gaps = np.diff(arrival_times(ErlangArrivals(rate=2.0, phases=phases),
+                                     np.random.default_rng(seed), 5001))
+        scv.append(gaps.var() / gaps.mean() ** 2)
+    half = stats.t.ppf(0.975, 19) * np.std(scv, ddof=1) / np.sqrt(20)
+    assert abs(np.mean(scv) - 1.0 / phases) <= half
+
+
+def test_erlang_starts_stationary():
+    # the first arrival comes after the equilibrium gap, (k + 1) / (2 k rate) on average
+    process = ErlangArrivals(rate=2.0, phases=4)
+    first = np.array([arrival_times(process, np.random.default_rng(s), 1)[0]
+                      for s in range(4000)])
+    half = stats.t.ppf(0.975, len(first) - 1) * first.std(ddof=1) / np.sqrt(len(first))
+    assert abs(first.mean() - 5.0 / 16.0) <= half
+    until = arrivals_until(process, np.random.default_rng(0), 100.0)
+    assert until[-1] < 100.0 and np.all(np.diff(until) >= 0)
 
 
 def test_mmpp_is_burstier_than_poisson():
@@ -70,6 +95,14 @@ def test_trace_file_in_a_scenario_is_read_relative_to_it(tmp_path):
     assert system.workload.arrival.times == (0.0, 0.2, 0.5)
 
 
+def test_erlang_arrivals_from_a_scenario():
+    data = {"workload": {"arrival": {"process": "erlang", "rate": 26.0, "phases": 8}},
+            "model": {"blocks": [{"name": "b", "latency": {"kind": "deterministic", "value": 0.1},
+                                  "output_bytes": 1}]},
+            "devices": [{"name": "d", "capacity": 2}], "placement": {"d": ["b"]}}
+    assert parse_scenario(data).workload.arrival == ErlangArrivals(rate=26.0, phases=8)
+
+
 @pytest.mark.parametrize("arrival, message", [
     ({"process": "mmpp", "rates": [1.0], "switch_rates": [1.0, 1.0]},
      "workload.arrival.rates: The 'rates' parameter of MMPPArrivals must be two values, one per "
@@ -82,6 +115,10 @@ def test_trace_file_in_a_scenario_is_read_relative_to_it(tmp_path):
      "The 'times' parameter of TraceArrivals must be finite, non-decreasing timestamps. "
      "Got '1.0 at position 2'."),
     ({"process": "trace"}, "give exactly one of 'path' or 'times'"),
+    ({"process": "erlang", "rate": 2.0, "phases": 0},
+     "workload.arrival.phases: The 'phases' parameter of ErlangArrivals must be an int >= 1. "
+     "Got 0."),
+    ({"process": "erlang", "rate": 2.0}, "workload.arrival.phases"),
     ({"process": "trace", "path": "missing.csv"}, "trace file"),
 ])
 def test_bad_arrival_specs_get_one_message(arrival, message):

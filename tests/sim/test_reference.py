@@ -2,9 +2,9 @@
 
 import pytest
 
-from edgeperf.dists import Exponential, Gamma, Lognormal
-from edgeperf.queueing import Station, StationExit, loss_chain, mg1k
-from edgeperf.sim import replicate_chain, simulate_chain
+from edgeperf.dists import Deterministic, Exponential, Gamma, Lognormal
+from edgeperf.queueing import Station, StationExit, ekg1k, loss_chain, mg1k
+from edgeperf.sim import replicate_chain, simulate_chain, simulate_station
 
 
 def inside(estimate: float, half: float, exact: float) -> bool:
@@ -21,6 +21,17 @@ def test_single_station_matches_exact_mg1k(law, rate, k):
     assert inside(sim.loss_probability, hw["loss_probability"], exact.loss_probability)
     assert inside(sim.mean_response_time, hw["mean_response_time"], exact.mean_response_time)
     assert inside(sim.throughput, hw["throughput"], exact.throughput)
+
+
+@pytest.mark.parametrize("law, rate, k, phases", [(Deterministic(0.1), 9.5, 2, 4),
+                                                  (Gamma(2, 0.1), 12.0, 3, 3),
+                                                  (Lognormal(0.05, 2.0), 18.0, 4, 8)],
+                         ids=["E4/D", "E3/E2", "E8/LN"])
+def test_erlang_arrivals_match_exact_ekg1k(law, rate, k, phases):
+    sim = simulate_station(rate, law, k, phases=phases, replications=10, jobs=40_000, seed=11)
+    exact, row, hw = ekg1k(rate, phases, law, k), sim.stations[0], sim.half_widths
+    for field in ("loss_probability", "mean_response_time", "throughput"):
+        assert inside(getattr(row, field), hw[f"{field}[station]"], getattr(exact, field)), field
 
 
 def test_jackson_tandem_with_exit_matches_closed_form():

@@ -15,8 +15,8 @@ from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationInfo, 
 
 from .. import dists
 from ..exceptions import InvalidParameterError
-from ..model import (DNN, Block, Chain, Device, Link, MMPPArrivals, PiecewiseArrivals, Placement,
-                     PoissonArrivals, System, TraceArrivals, Workload)
+from ..model import (DNN, Block, Chain, Device, ErlangArrivals, Link, MMPPArrivals,
+                     PiecewiseArrivals, Placement, PoissonArrivals, System, TraceArrivals, Workload)
 
 _STRICT = ConfigDict(extra="forbid", strict=True, populate_by_name=True)
 
@@ -110,7 +110,7 @@ SumSpec.model_rebuild()
 #: Discriminator values; pydantic puts them in error locations right after the
 #: field holding the union, and the field paths we print leave them out.
 TAGS = frozenset({"deterministic", "exponential", "gamma", "lognormal", "empirical", "mixture",
-                  "sum", "poisson", "mmpp", "trace", "piecewise"})
+                  "sum", "poisson", "erlang", "mmpp", "trace", "piecewise"})
 #: Fields that hold a tagged union (or a list of them); ``law`` is in profile files.
 UNION_FIELDS = frozenset({"latency", "components", "arrival", "law"})
 #: Fields that hold a mapping of tagged unions (device name -> law).
@@ -224,6 +224,15 @@ class PoissonSpec(_Spec):
         return PoissonArrivals(rate=self.rate)
 
 
+class ErlangSpec(_Spec):
+    process: Literal["erlang"]
+    rate: float
+    phases: int
+
+    def _make(self) -> ErlangArrivals:
+        return ErlangArrivals(rate=self.rate, phases=self.phases)
+
+
 class MMPPSpec(_Spec):
     process: Literal["mmpp"]
     rates: list[float]
@@ -263,7 +272,7 @@ class PiecewiseSpec(_Spec):
         return PiecewiseArrivals(rates=tuple(self.rates), durations=tuple(self.durations))
 
 
-ArrivalSpec = Annotated[Union[PoissonSpec, MMPPSpec, TraceSpec, PiecewiseSpec],
+ArrivalSpec = Annotated[Union[PoissonSpec, ErlangSpec, MMPPSpec, TraceSpec, PiecewiseSpec],
                         Field(discriminator="process")]
 
 

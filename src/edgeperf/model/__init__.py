@@ -5,8 +5,8 @@ from .exit_table import ExitTable
 from .hardware import Device, Link
 from .metrics import Kind, Metrics, StationMetrics
 from .system import Chain, Fragment, Placement, System
-from .workload import (ArrivalProcess, MMPPArrivals, PiecewiseArrivals, PoissonArrivals,
-                       TraceArrivals, Workload)
+from .workload import (ArrivalProcess, ErlangArrivals, MMPPArrivals, PiecewiseArrivals,
+                       PoissonArrivals, TraceArrivals, Workload)
 
-__all__ = ["Block", "DNN", "ExitTable", "Device", "Link", "PoissonArrivals", "MMPPArrivals", "TraceArrivals",
+__all__ = ["Block", "DNN", "ExitTable", "Device", "Link", "PoissonArrivals", "ErlangArrivals", "MMPPArrivals", "TraceArrivals",
            "PiecewiseArrivals", "ArrivalProcess", "Workload", "Placement", "Fragment", "Chain", "System", "Kind", "Metrics", "StationMetrics"]

@@ -8,8 +8,8 @@ import numpy as np
 
 from .. import _validation as v
 
-__all__ = ["PoissonArrivals", "MMPPArrivals", "TraceArrivals", "PiecewiseArrivals",
-           "ArrivalProcess", "Workload"]
+__all__ = ["PoissonArrivals", "ErlangArrivals", "MMPPArrivals", "TraceArrivals",
+           "PiecewiseArrivals", "ArrivalProcess", "Workload"]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -20,6 +20,24 @@ class PoissonArrivals:
 
     def __post_init__(self) -> None:
         v.positive("PoissonArrivals", "rate", self.rate)
+
+    @property
+    def mean_rate(self) -> float:
+        return self.rate
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ErlangArrivals:
+    """Renewal arrivals at ``rate`` jobs per second whose gaps are Erlang with
+    ``phases`` = k phases (SCV 1/k): smoother than Poisson, tending to evenly
+    spaced frames (a camera) as k grows; k = 1 is Poisson."""
+
+    rate: float
+    phases: int
+
+    def __post_init__(self) -> None:
+        v.positive("ErlangArrivals", "rate", self.rate)
+        v.integer("ErlangArrivals", "phases", self.phases, low=1)
 
     @property
     def mean_rate(self) -> float:
@@ -129,8 +147,8 @@ class PiecewiseArrivals:
         return sum(r * d for r, d in zip(self.rates, self.durations)) / sum(self.durations)
 
 
-ArrivalProcess = PoissonArrivals | MMPPArrivals | TraceArrivals | PiecewiseArrivals
-_PROCESSES = (PoissonArrivals, MMPPArrivals, TraceArrivals, PiecewiseArrivals)
+ArrivalProcess = PoissonArrivals | ErlangArrivals | MMPPArrivals | TraceArrivals | PiecewiseArrivals
+_PROCESSES = (PoissonArrivals, ErlangArrivals, MMPPArrivals, TraceArrivals, PiecewiseArrivals)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -139,8 +157,8 @@ class Workload:
 
     def __post_init__(self) -> None:
         if not isinstance(self.arrival, _PROCESSES):
-            raise v.fail("Workload", "arrival", "a Poisson, MMPP, trace or piecewise arrival process",
-                         self.arrival)
+            raise v.fail("Workload", "arrival", "a Poisson, Erlang, MMPP, trace or piecewise "
+                         "arrival process", self.arrival)
 
     @property
     def arrival_rate(self) -> float:

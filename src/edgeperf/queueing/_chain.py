@@ -5,7 +5,8 @@ capacity K; a job arriving at a full station is lost; after a station a job may
 leave at an early exit. The decomposition solves each station as an M/G/1/K
 fed by the thinned output of the station before it:
 
-- ``method="poisson"``: the input of every station is taken to be Poisson;
+- ``method="poisson"``: the input of every station after the first is taken
+  to be Poisson (the chain's own arrivals are Poisson, or Erlang-k);
 - ``method="two-moment"``: the input's SCV is carried forward (QNA-style
   departure and splitting formulas). A station fed by input smoother than
   Poisson (c_a² < 1) is solved as an E_k/G/1/K with its own service law,
@@ -29,7 +30,8 @@ from typing import Literal
 from .. import _validation as v
 from ..dists import Deterministic, Gamma, Mixture, ServiceLaw, Sum
 from ..exceptions import UnsupportedModelError
-from ..model import Chain, Device, Link, Metrics, PoissonArrivals, StationMetrics, System
+from ..model import (Chain, Device, ErlangArrivals, Link, Metrics, PoissonArrivals, StationMetrics,
+                     System)
 from ._ekg1k import MAX_STATES, ekg1k
 from ._mg1k import Method as StationMethod
 from ._mg1k import mg1k
@@ -210,25 +212,30 @@ def _solve(rate: float, scv_in: float, station: Station, station_method: Station
     law, capacity = station.law, station.capacity
     most = min(_MAX_PHASES, MAX_STATES // capacity)  # buffers over MAX_STATES / 2: M/G/1/K
     if scv_in < 1.0 and station_method == "exact" and most >= 2:
-        return _smooth_input(rate, min(1.0 / scv_in, most), law, capacity, station.name)
+        return _erlang_input(rate, 1.0 / scv_in, most, law, capacity, station.name)
     solved = law if scv_in == 1.0 else _matched_law(law.mean, law.scv + scv_in - 1.0)
     return mg1k(rate, solved, capacity, station_method, name=station.name)
 
 
-def _smooth_input(rate: float, phases: float, law: ServiceLaw, capacity: int, name: str
-                  ) -> StationMetrics:
-    """E_k/G/1/K with k = ``phases``, linear in k between the two integers around it,
-    so the metrics move continuously with the input's SCV."""
-    low = int(phases)
-    share = phases - low
+def _erlang_input(rate: float, phases: float, most: int, law: ServiceLaw, capacity: int,
+                  name: str) -> StationMetrics:
+    """E_k/G/1/K with k = ``phases``: exact at an integer k up to ``most``; beyond it
+    E_most; between integers, linear in k, so the metrics move continuously with
+    the input's SCV."""
+    nearest = round(phases)
+    k = min(nearest if abs(phases - nearest) < 1e-9 else phases, most)
+    low = int(k)
+    share = k - low
     below = ekg1k(rate, low, law, capacity, name=name)
+    if share == 0.0 and k == phases:
+        return below
     above = below if share == 0.0 else ekg1k(rate, low + 1, law, capacity, name=name)
 
     def mix(a: float, b: float) -> float:
         return float((1.0 - share) * a + share * b)
 
     return replace(
-        below, kind="approximate", method=f"erlang-{phases:.3g}",
+        below, kind="approximate", method=f"erlang-{k:.3g}",
         loss_probability=mix(below.loss_probability, above.loss_probability),
         throughput=mix(below.throughput, above.throughput),
         utilization=mix(below.utilization, above.utilization),
@@ -242,12 +249,15 @@ def _smooth_input(rate: float, phases: float, law: ServiceLaw, capacity: int, na
 
 def loss_chain(arrival_rate: float, stations: tuple[Station, ...] | list[Station], *,
                final_exit: str = "final", method: ChainMethod = "poisson",
-               station_method: StationMethod = "exact") -> Metrics:
-    """Per-station and end-to-end metrics of a loss chain fed by Poisson arrivals.
+               station_method: StationMethod = "exact", arrival_phases: int = 1) -> Metrics:
+    """Per-station and end-to-end metrics of a loss chain fed by Poisson arrivals,
+    or by Erlang-k renewal arrivals with ``arrival_phases`` = k > 1 (the first
+    station then solved as an E_k/G/1/K).
 
     ``final_exit`` names where jobs that pass the last station complete.
     """
     rate = v.positive("loss_chain", "arrival_rate", arrival_rate)
+    phases = v.integer("loss_chain", "arrival_phases", arrival_phases, low=1)
     chain = tuple(stations)
     if not chain or not all(isinstance(s, Station) for s in chain):
         raise v.fail("loss_chain", "stations", "a non-empty list of Station", stations)
@@ -260,13 +270,14 @@ def loss_chain(arrival_rate: float, stations: tuple[Station, ...] | list[Station
     exit_rates: dict[str, float] = {}
     exit_times: dict[str, float | None] = {}  # mean response of jobs leaving at each exit
     upstream: float | None = 0.0  # mean time spent in the stations already passed
-    offered, scv_in = rate, 1.0
+    offered, scv_in = rate, 1.0 / phases
     for n, station in enumerate(chain):
         law = station.law
         if offered <= 0.0:
             m = _idle(station)
         else:
-            m = _solve(offered, scv_in if method == "two-moment" else 1.0, station,
+            # the Poisson method takes each input after the first as Poisson
+            m = _solve(offered, scv_in if method == "two-moment" or n == 0 else 1.0, station,
                        station_method)
         results.append(m)
         wait = m.mean_waiting_time if station_method == "exact" else None
@@ -322,9 +333,9 @@ class DecompositionEvaluator:
             raise UnsupportedModelError(
                 "DecompositionEvaluator supports a single chain only; simulate several chains "
                 f"sharing devices with edgeperf.sim. Got {len(system.chains)} chains.")
-        if not isinstance(system.workload.arrival, PoissonArrivals):
+        if not isinstance(system.workload.arrival, (PoissonArrivals, ErlangArrivals)):
             raise UnsupportedModelError(
-                "DecompositionEvaluator supports Poisson arrivals only. "
+                "DecompositionEvaluator supports Poisson and Erlang arrivals only. "
                 f"Got {type(system.workload.arrival).__name__}.")
         multi = [d.name for d in system.devices if d.servers > 1]
         if multi:
@@ -338,4 +349,5 @@ class DecompositionEvaluator:
             stations = tuple(_matched(s) for s in stations)
         return loss_chain(system.arrival_rate, stations,
                           final_exit=system.model.blocks[-1].name, method=self.method,
-                          station_method=self.station_method)
+                          station_method=self.station_method,
+                          arrival_phases=getattr(system.workload.arrival, "phases", 1))

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..model import (ArrivalProcess, MMPPArrivals, PiecewiseArrivals, PoissonArrivals,
-                     TraceArrivals)
+from ..model import (ArrivalProcess, ErlangArrivals, MMPPArrivals, PiecewiseArrivals,
+                     PoissonArrivals, TraceArrivals)
 
 __all__ = ["arrival_times", "arrivals_until"]
 
@@ -14,6 +14,8 @@ def arrival_times(process: ArrivalProcess, rng: np.random.Generator, n: int) -> 
     """The first ``n`` arrival times (s) after time 0, non-decreasing."""
     if isinstance(process, PoissonArrivals):
         return np.cumsum(rng.exponential(1.0 / process.rate, n))
+    if isinstance(process, ErlangArrivals):
+        return _erlang(process, rng, n)
     horizon = 1.2 * n / process.mean_rate + 10.0 / process.mean_rate
     while True:
         times = arrivals_until(process, rng, horizon)
@@ -27,6 +29,12 @@ def arrivals_until(process: ArrivalProcess, rng: np.random.Generator, horizon: f
     if isinstance(process, PoissonArrivals):
         count = rng.poisson(process.rate * horizon)
         return np.sort(rng.uniform(0.0, horizon, count))
+    if isinstance(process, ErlangArrivals):
+        times = _erlang(process, rng, int(process.rate * horizon * 1.1) + 16)
+        while times[-1] < horizon:  # rare: extend from the last arrival
+            times = np.concatenate([times, times[-1] + np.cumsum(
+                rng.gamma(process.phases, 1.0 / (process.phases * process.rate), len(times)))])
+        return times[times < horizon]
     if isinstance(process, MMPPArrivals):
         return _mmpp(process, rng, horizon)
     if isinstance(process, PiecewiseArrivals):
@@ -37,6 +45,15 @@ def arrivals_until(process: ArrivalProcess, rng: np.random.Generator, horizon: f
         times = (base[None, :] + process.period * np.arange(cycles)[:, None]).ravel()
         return times[times < horizon]
     raise TypeError(f"unknown arrival process {process!r}")
+
+
+def _erlang(process: ErlangArrivals, rng: np.random.Generator, n: int) -> np.ndarray:
+    """The first ``n`` arrivals; the first gap is the equilibrium one (the phase at
+    time 0 uniform over the k phases), so the process is stationary from time 0."""
+    k, phase_mean = process.phases, 1.0 / (process.phases * process.rate)
+    gaps = rng.gamma(k, phase_mean, n)
+    gaps[0] = rng.gamma(rng.integers(1, k + 1), phase_mean)
+    return np.cumsum(gaps)
 
 
 def _mmpp(process: MMPPArrivals, rng: np.random.Generator, horizon: float) -> np.ndarray:

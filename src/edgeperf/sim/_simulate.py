@@ -19,7 +19,7 @@ from scipy import stats
 from .. import _validation as v
 from ..dists import ServiceLaw
 from ..exceptions import UnsupportedModelError
-from ..model import Metrics, PoissonArrivals, System
+from ..model import ErlangArrivals, Metrics, PoissonArrivals, System
 from ._engine import run_events
 from ._exits import ExitPolicy
 from ._kernel import kernel_supports, run_kernel
@@ -177,14 +177,17 @@ def simulate(system: System, **options: object) -> Metrics:
 def simulate_station(arrival_rate: float, law: ServiceLaw, capacity: int, *,
                      jobs: int = 200_000, replications: int = 5, seed: int = 0,
                      warmup: float = 0.1, engine: Engine = "auto",
-                     name: str = "station") -> Metrics:
-    """One M/G/1/K station with Poisson arrivals: its row is ``.stations[0]``,
-    its half-widths ``half_widths["<field>[name]"]``."""
-    arrival = PoissonArrivals(rate=arrival_rate)
+                     name: str = "station", phases: int = 1) -> Metrics:
+    """One M/G/1/K station with Poisson arrivals, or E_k/G/1/K with Erlang-k gaps
+    for ``phases`` = k > 1: its row is ``.stations[0]``, its half-widths
+    ``half_widths["<field>[name]"]``."""
+    k = v.integer("simulate_station", "phases", phases, low=1)
+    arrival = PoissonArrivals(rate=arrival_rate) if k == 1 else \
+        ErlangArrivals(rate=arrival_rate, phases=k)
     if not isinstance(law, ServiceLaw):
         raise v.fail("simulate_station", "law", "a service law from edgeperf.dists", law)
-    k = v.integer("simulate_station", "capacity", capacity, low=1)
-    network = Network((SimStation(name, 1, k),),
+    cap = v.integer("simulate_station", "capacity", capacity, low=1)
+    network = Network((SimStation(name, 1, cap),),
                       (Route(chain="station", arrival=arrival, hops=(Hop(0, 0, 0, (law,)),),
                              exit_names=("final",), exit_blocks=(0,), exit_probabilities=()),))
     return _run(network, jobs=jobs, replications=replications, seed=seed, warmup=warmup,
