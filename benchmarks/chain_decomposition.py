@@ -1,7 +1,7 @@
 """How far the loss-chain decomposition is from simulation.
 
-For a set of chains (the bundled example, exponential, smooth and bursty
-stations, several exits), the analytic decomposition with Poisson inputs and
+For a set of chains (the bundled example, also fed by evenly spaced camera
+frames, exponential, smooth and bursty stations, several exits), the analytic decomposition with Poisson inputs and
 with the two-moment correction is set beside the reference simulator (10
 independent replications, 95% confidence half-widths), all in one run. Writes
 ``benchmarks/results/chain_decomposition.json``.
@@ -29,12 +29,14 @@ def _exit(name: str, p: float, law) -> tuple[StationExit, ...]:
     return (StationExit(name=name, probability=p, service=law),)
 
 
-def cases() -> dict[str, tuple[float, tuple[Station, ...], str]]:
+def cases() -> dict[str, tuple]:
+    """name -> (arrival rate, stations, final exit[, Erlang phases of the arrivals])."""
     example = load_scenario(ROOT / "examples" / "scenarios" / "pi_server.yaml")
     pi_chain = stations_of(example)
     return {
         "example pi_server (26/s)": (26.0, pi_chain, "b2"),
         "example pi_server (33/s)": (33.0, pi_chain, "b2"),
+        "pi_server, camera frames (Erlang-8, 33/s)": (33.0, pi_chain, "b2", 8),
         "exponential tandem": (1.0, (Station(name="a", capacity=3, service=Exponential(1 / 1.2)),
                                      Station(name="b", capacity=2, service=Exponential(1 / 0.9))),
                                "final"),
@@ -57,14 +59,14 @@ def cases() -> dict[str, tuple[float, tuple[Station, ...], str]]:
     }
 
 
-def measure(rate: float, chain: tuple[Station, ...], final: str) -> dict:
+def measure(rate: float, chain: tuple[Station, ...], final: str, phases: int = 1) -> dict:
     sim = replicate_chain(rate, chain, replications=REPLICATIONS, n_jobs=JOBS, seed=1,
-                          final_exit=final)
+                          final_exit=final, arrival_phases=phases)
     row = {"simulation": {"loss": sim.loss_probability, "loss_hw": sim.half_widths["loss_probability"],
                           "response_s": sim.mean_response_time,
                           "response_hw_s": sim.half_widths["mean_response_time"]}}
     for method in ("poisson", "two-moment"):
-        m = loss_chain(rate, chain, final_exit=final, method=method)
+        m = loss_chain(rate, chain, final_exit=final, method=method, arrival_phases=phases)
         row[method] = {"loss": m.loss_probability, "response_s": m.mean_response_time,
                        "loss_error": m.loss_probability - sim.loss_probability,
                        "response_rel_error": m.mean_response_time / sim.mean_response_time - 1}

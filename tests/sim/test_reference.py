@@ -34,6 +34,16 @@ def test_erlang_arrivals_match_exact_ekg1k(law, rate, k, phases):
         assert inside(getattr(row, field), hw[f"{field}[station]"], getattr(exact, field)), field
 
 
+def test_reference_simulator_takes_erlang_arrivals():
+    law, stations = Gamma(2, 0.1), [Station(name="s", capacity=3, service=Gamma(2, 0.1))]
+    sim = replicate_chain(12.0, stations, replications=10, n_jobs=40_000, seed=3,
+                          arrival_phases=3)
+    exact = ekg1k(12.0, 3, law, 3)
+    hw = sim.half_widths
+    assert inside(sim.loss_probability, hw["loss_probability"], exact.loss_probability)
+    assert inside(sim.mean_response_time, hw["mean_response_time"], exact.mean_response_time)
+
+
 def test_jackson_tandem_with_exit_matches_closed_form():
     rate, q = 4.0, 0.25
     stations = [Station(name="a", capacity=60, service=Exponential(0.1),

@@ -16,8 +16,9 @@ from collections.abc import Sequence
 import numpy as np
 
 from .. import _validation as v
-from ..model import Metrics, StationMetrics
+from ..model import ErlangArrivals, Metrics, StationMetrics
 from ..queueing import Station
+from ._arrivals import arrival_times
 from ._simulate import _combine
 
 __all__ = ["simulate_chain", "replicate_chain"]
@@ -52,13 +53,16 @@ def _run_station(times: np.ndarray, service: np.ndarray, capacity: int) -> np.nd
 
 def simulate_chain(arrival_rate: float, stations: Sequence[Station], *, n_jobs: int = 200_000,
                    warmup_fraction: float = 0.1, seed: int = 0,
-                   final_exit: str = "final") -> Metrics:
-    """One run; statistics over the jobs after the first ``warmup_fraction``."""
+                   final_exit: str = "final", arrival_phases: int = 1) -> Metrics:
+    """One run; statistics over the jobs after the first ``warmup_fraction``.
+    Arrivals are Poisson, or Erlang-k renewal with ``arrival_phases`` = k > 1."""
     rate = v.positive("simulate_chain", "arrival_rate", arrival_rate)
     n = v.integer("simulate_chain", "n_jobs", n_jobs, low=10)
     warm = v.real("simulate_chain", "warmup_fraction", warmup_fraction, low=0.0, high=0.9)
+    k = v.integer("simulate_chain", "arrival_phases", arrival_phases, low=1)
     rng = np.random.default_rng(seed)
-    arrivals = np.cumsum(rng.exponential(1.0 / rate, n))
+    arrivals = np.cumsum(rng.exponential(1.0 / rate, n)) if k == 1 else \
+        arrival_times(ErlangArrivals(rate=rate, phases=k), rng, n)
     measured = np.arange(n) >= int(warm * n)
     t_start, t_end = arrivals[measured][0], arrivals[-1]
 
