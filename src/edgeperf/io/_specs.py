@@ -16,7 +16,8 @@ from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationInfo, 
 from .. import dists
 from ..exceptions import InvalidParameterError
 from ..model import (DNN, Block, Chain, Device, ErlangArrivals, Link, MMPPArrivals,
-                     PiecewiseArrivals, Placement, PoissonArrivals, System, TraceArrivals, Workload)
+                     PiecewiseArrivals, Placement, PoissonArrivals, System, TraceArrivals,
+                     Workload)
 
 _STRICT = ConfigDict(extra="forbid", strict=True, populate_by_name=True)
 

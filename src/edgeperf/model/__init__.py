@@ -8,5 +8,6 @@ from .system import Chain, Fragment, Placement, System
 from .workload import (ArrivalProcess, ErlangArrivals, MMPPArrivals, PiecewiseArrivals,
                        PoissonArrivals, TraceArrivals, Workload)
 
-__all__ = ["Block", "DNN", "ExitTable", "Device", "Link", "PoissonArrivals", "ErlangArrivals", "MMPPArrivals", "TraceArrivals",
-           "PiecewiseArrivals", "ArrivalProcess", "Workload", "Placement", "Fragment", "Chain", "System", "Kind", "Metrics", "StationMetrics"]
+__all__ = ["Block", "DNN", "ExitTable", "Device", "Link", "PoissonArrivals", "ErlangArrivals",
+           "MMPPArrivals", "TraceArrivals", "PiecewiseArrivals", "ArrivalProcess", "Workload",
+           "Placement", "Fragment", "Chain", "System", "Kind", "Metrics", "StationMetrics"]

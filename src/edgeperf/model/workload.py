@@ -147,7 +147,8 @@ class PiecewiseArrivals:
         return sum(r * d for r, d in zip(self.rates, self.durations)) / sum(self.durations)
 
 
-ArrivalProcess = PoissonArrivals | ErlangArrivals | MMPPArrivals | TraceArrivals | PiecewiseArrivals
+ArrivalProcess = (PoissonArrivals | ErlangArrivals | MMPPArrivals | TraceArrivals
+                  | PiecewiseArrivals)
 _PROCESSES = (PoissonArrivals, ErlangArrivals, MMPPArrivals, TraceArrivals, PiecewiseArrivals)
 
 

@@ -213,8 +213,12 @@ def _solve(rate: float, scv_in: float, station: Station, station_method: Station
     most = min(_MAX_PHASES, MAX_STATES // capacity)  # buffers over MAX_STATES / 2: M/G/1/K
     if scv_in < 1.0 and station_method == "exact" and most >= 2:
         return _erlang_input(rate, 1.0 / scv_in, most, law, capacity, station.name)
-    solved = law if scv_in == 1.0 else _matched_law(law.mean, law.scv + scv_in - 1.0)
-    return mg1k(rate, solved, capacity, station_method, name=station.name)
+    if scv_in == 1.0:
+        return mg1k(rate, law, capacity, station_method, name=station.name)
+    # the matched law stands in for the input's variability: an approximation
+    matched = _matched_law(law.mean, law.scv + scv_in - 1.0)
+    return replace(mg1k(rate, matched, capacity, station_method, name=station.name),
+                   kind="approximate")
 
 
 def _erlang_input(rate: float, phases: float, most: int, law: ServiceLaw, capacity: int,
@@ -302,7 +306,7 @@ def loss_chain(arrival_rate: float, stations: tuple[Station, ...] | list[Station
     times = [(exit_rates[e], t) for e, t in exit_times.items()]
     response = None if any(t is None for _, t in times) or completed == 0.0 else \
         sum(r * t for r, t in times) / completed  # type: ignore[operator]
-    exact = len(chain) == 1 and station_method == "exact"
+    exact = len(chain) == 1 and results[0].kind == "exact"
     return Metrics(
         kind="exact" if exact else "approximate",
         method=f"{method}/{station_method}" if len(chain) > 1 else station_method,

@@ -42,8 +42,9 @@ def ekg1k(arrival_rate: float, phases: int, service: ServiceLaw, capacity: int, 
     small losses and probabilities are accurate to about 1e-12 in absolute,
     not relative, terms (the M/G/1/K keeps their relative precision). A
     heavy-tailed law at a high phase rate needs many terms: a lognormal of SCV 2
-    at 32 phases takes seconds. Unlike the M/G/1/K, arrivals do not see time averages: the loss is the
-    share of arrivals refused, not ``queue_length_distribution[K]``.
+    at 32 phases takes seconds. Unlike the M/G/1/K, arrivals do not see time
+    averages: the loss is the share of arrivals refused, not
+    ``queue_length_distribution[K]``.
     """
     rate = v.positive(_OWNER, "arrival_rate", arrival_rate)
     k = v.integer(_OWNER, "phases", phases, low=1)
