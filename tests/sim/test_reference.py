@@ -35,7 +35,8 @@ def test_erlang_arrivals_match_exact_ekg1k(law, rate, k, phases):
 
 
 def test_reference_simulator_takes_erlang_arrivals():
-    law, stations = Gamma(2, 0.1), [Station(name="s", capacity=3, service=Gamma(2, 0.1))]
+    law = Gamma(2, 0.1)
+    stations = [Station(name="s", capacity=3, service=law)]
     sim = replicate_chain(12.0, stations, replications=10, n_jobs=40_000, seed=3,
                           arrival_phases=3)
     exact = ekg1k(12.0, 3, law, 3)
