@@ -30,10 +30,9 @@ def arrivals_until(process: ArrivalProcess, rng: np.random.Generator, horizon: f
         count = rng.poisson(process.rate * horizon)
         return np.sort(rng.uniform(0.0, horizon, count))
     if isinstance(process, ErlangArrivals):
-        times = _erlang(process, rng, int(process.rate * horizon * 1.1) + 16)
-        while times[-1] < horizon:  # rare: extend from the last arrival
-            times = np.concatenate([times, times[-1] + np.cumsum(
-                rng.gamma(process.phases, 1.0 / (process.phases * process.rate), len(times)))])
+        n = int(process.rate * horizon * 1.1) + 16
+        while (times := _erlang(process, rng, n))[-1] < horizon:  # rare: draw more
+            n *= 2
         return times[times < horizon]
     if isinstance(process, MMPPArrivals):
         return _mmpp(process, rng, horizon)

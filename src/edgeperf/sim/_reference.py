@@ -16,7 +16,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from .. import _validation as v
-from ..model import ErlangArrivals, Metrics, StationMetrics
+from ..model import ErlangArrivals, Metrics, PoissonArrivals, StationMetrics
 from ..queueing import Station
 from ._arrivals import arrival_times
 from ._simulate import _combine
@@ -61,8 +61,8 @@ def simulate_chain(arrival_rate: float, stations: Sequence[Station], *, n_jobs: 
     warm = v.real("simulate_chain", "warmup_fraction", warmup_fraction, low=0.0, high=0.9)
     k = v.integer("simulate_chain", "arrival_phases", arrival_phases, low=1)
     rng = np.random.default_rng(seed)
-    arrivals = np.cumsum(rng.exponential(1.0 / rate, n)) if k == 1 else \
-        arrival_times(ErlangArrivals(rate=rate, phases=k), rng, n)
+    process = PoissonArrivals(rate=rate) if k == 1 else ErlangArrivals(rate=rate, phases=k)
+    arrivals = arrival_times(process, rng, n)
     measured = np.arange(n) >= int(warm * n)
     t_start, t_end = arrivals[measured][0], arrivals[-1]
 
