@@ -174,16 +174,21 @@ def test_errors():
 
 
 def test_systems_outside_the_training_domain_are_refused():
-    """Bursty arrivals and multi-server devices: no feature tells them apart, so
-    encoding (hence every model's predict) refuses them rather than guess."""
-    bursty = {**TWO_CHAINS, "chains": [
-        {**TWO_CHAINS["chains"][0], "workload": {"arrival": {
-            "process": "mmpp", "rates": [0.1, 2.0], "switch_rates": [0.5, 0.5]}}},
-        TWO_CHAINS["chains"][1]]}
+    """Bursty or evenly paced arrivals and multi-server devices: no feature tells
+    them apart, so encoding (hence every model's predict) refuses them rather than
+    guess."""
+    def arriving(arrival: dict) -> dict:
+        return {**TWO_CHAINS, "chains": [
+            TWO_CHAINS["chains"][0],
+            {**TWO_CHAINS["chains"][1], "workload": {"arrival": arrival}}]}
+
+    bursty = arriving({"process": "mmpp", "rates": [0.1, 2.0], "switch_rates": [0.5, 0.5]})
+    paced = arriving({"process": "erlang", "rate": 1.0, "phases": 4})
     cores = {**TWO_CHAINS, "devices": [{"name": "d1", "capacity": 2, "servers": 2},
                                        *TWO_CHAINS["devices"][1:]]}
     for scenario, what, got in (
-            (bursty, "Poisson arrivals", "MMPPArrivals on chain 'c0'"),
+            (bursty, "Poisson arrivals", "MMPPArrivals on chain 'c1'"),
+            (paced, "Poisson arrivals", "ErlangArrivals on chain 'c1'"),
             (cores, "single-server devices", "servers > 1 on ['d1']")):
         system = parse_scenario(scenario)
         message = re.escape(f"edgeperf.surrogate supports {what} only, the only kind in its "

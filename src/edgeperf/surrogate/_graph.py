@@ -310,15 +310,16 @@ def supports(system: System) -> None:
     """Raise :class:`UnsupportedModelError` unless ``system`` lies in the domain the
     surrogates model: Poisson arrivals and single-server devices, as in every
     deployment they are trained on (ours and ChainNet's). The encoding has no
-    feature for burstiness or a device's cores, so outside it a prediction would
-    be silently wrong (a bursty chain read as a Poisson one of the same mean rate,
-    which loses fewer jobs; two cores as one); the simulator models both."""
+    feature for the arrivals' variability or a device's cores, so outside it a
+    prediction would be silently wrong (a bursty chain read as a Poisson one of the
+    same mean rate, which loses fewer jobs, or an evenly paced camera, which loses
+    more; two cores as one); the simulator models both."""
     v.instance("supports", "system", system, System, "a System")
-    bursty = [c for c in system.chains if not isinstance(c.workload.arrival, PoissonArrivals)]
+    other = [c for c in system.chains if not isinstance(c.workload.arrival, PoissonArrivals)]
     multi = [d.name for d in system.devices if d.servers > 1]
-    if bursty or multi:
-        what, got = ("Poisson arrivals", f"{type(bursty[0].workload.arrival).__name__} on "
-                     f"chain {bursty[0].name!r}") if bursty else \
+    if other or multi:
+        what, got = ("Poisson arrivals", f"{type(other[0].workload.arrival).__name__} on "
+                     f"chain {other[0].name!r}") if other else \
             ("single-server devices", f"servers > 1 on {multi}")
         raise UnsupportedModelError(
             f"edgeperf.surrogate supports {what} only, the only kind in its training data; "
