@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import json
 from pathlib import Path
 
@@ -54,7 +55,16 @@ def test_simulate_writes_a_trace(capsys, tmp_path):
     code, out, _ = run(capsys, "simulate", str(EXAMPLE), "--jobs", "1000", "--replications", "1",
                        "--trace", str(trace))
     assert code == 0 and f"trace written to {trace}" in out.replace("\n", "")
-    assert len(trace.read_text().splitlines()) == 1001
+    with trace.open(newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) == 1000
+    assert [int(row["job"]) for row in rows] == list(range(1000))
+    arrivals = [float(row["arrival_s"]) for row in rows]  # plain numbers, not reprs
+    assert arrivals == sorted(arrivals) and arrivals[0] >= 0.0
+    for row, arrival in zip(rows, arrivals):
+        assert bool(row["lost_at"]) != bool(row["completion_s"])  # lost or completed
+        if row["completion_s"]:
+            assert float(row["completion_s"]) > arrival and row["exit"]
 
 
 def test_queue_simulate_agrees_with_exact(capsys):

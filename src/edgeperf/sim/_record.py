@@ -178,7 +178,7 @@ def write_trace(run: RunRecord, path: str | Path) -> Path:
         for j in range(len(run.arrival)):
             r, lost = int(run.chain[j]), int(run.lost_at[j])
             chosen = int(run.exit[j])  # -1: lost before a policy chose its exit
-            out.write(f"{j},{names[r]},{run.arrival[j]!r},"
+            out.write(f"{j},{names[r]},{float(run.arrival[j])!r},"
                       f"{exit_names[r][chosen] if chosen >= 0 else ''},"
                       f"{'' if lost >= 0 else repr(float(run.completion[j]))},"
                       f"{station_of[r][lost] if lost >= 0 else ''},{int(run.measured[j])}\n")
