@@ -33,6 +33,22 @@ def test_every_method_writes_a_scenario_that_analyze_reads(capsys, tmp_path, met
         result["predicted"]["loss_probability"])
 
 
+@pytest.mark.parametrize("power", ["10,1,0.5", "10,1"])
+def test_the_energy_objective_takes_the_power_model(capsys, power):
+    from edgeperf.placement import PowerModel, place
+
+    code, stdout, err = run(capsys, "place", PI_SERVER, "--method", "neurosurgeon",
+                            "--objective", "energy", "--power", power, "--json")
+    assert code == 0, err
+    result = json.loads(stdout)
+    watts = dict(zip(("compute_w", "transmit_w", "idle_w"), map(float, power.split(","))))
+    expected = place(load_scenario(PI_SERVER), "neurosurgeon", objective="energy",
+                     power=PowerModel(**watts))
+    assert result["objective"] == "energy"
+    assert result["value"] == pytest.approx(expected.value)
+    assert result["placement"] == expected.to_dict()["placement"]
+
+
 def test_the_table_names_devices_and_blocks(capsys):
     code, stdout, _ = run(capsys, "place", PI_SERVER, "--method", "ilp", "--objective",
                           "bottleneck")

@@ -108,7 +108,7 @@ def _power(text: str):  # noqa: ANN202 - a PowerModel
     if len(values) not in (2, 3):
         raise v.fail("place", "power", "'compute_w,transmit_w' or 'compute_w,transmit_w,idle_w'",
                      text)
-    return PowerModel(*values)
+    return PowerModel(**dict(zip(("compute_w", "transmit_w", "idle_w"), values)))
 
 
 def _exit_options(path: Path, system, chain: str | None):  # noqa: ANN001, ANN202
