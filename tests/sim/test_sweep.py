@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import math
 import os
+import re
 import socket
 import sys
 import time
@@ -219,6 +220,21 @@ def test_a_scheduler_that_does_not_answer_gets_one_line_quickly(pi_server):
     assert time.perf_counter() - start < 5
     with pytest.raises(SweepError, match=r"^The scheduler address 'localhost' is malformed: "):
         run_sweep(pi_server, ["workload.arrival.rate=10"], scheduler="localhost")
+
+
+@pytest.mark.parametrize("address", ["localhost", "tcp://host:notaport", "tcp://:8786x"])
+def test_a_malformed_address_is_refused_before_a_client_exists(pi_server, monkeypatch, address):
+    """A Client that fails half-way through construction blocks for 20 s and prints a
+    traceback when it is collected; the address is checked before one is made."""
+    import distributed
+
+    def no_client(*args, **kwargs):
+        raise AssertionError("a Client was made for a malformed address")
+
+    monkeypatch.setattr(distributed, "Client", no_client)
+    with pytest.raises(SweepError, match=rf"^The scheduler address '{re.escape(address)}' is "
+                                         "malformed: "):
+        run_sweep(pi_server, ["workload.arrival.rate=10"], scheduler=address)
 
 
 def test_a_running_scheduler_is_used_by_address(pi_server, client):

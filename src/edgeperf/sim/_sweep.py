@@ -63,13 +63,16 @@ def _connect(client: Any, scheduler: str | None, n_workers: int, timeout: float)
     """The given client, one to the scheduler at ``scheduler``, or a local cluster;
     whatever is opened here is closed here."""
     from distributed import Client, LocalCluster
+    from distributed.comm import get_address_host_port, parse_address
 
     if client is not None:
         yield v.instance("run_sweep", "client", client, Client, "an open dask Client")
         return
 
     if scheduler is not None:
-        try:
+        try:  # checked before a Client exists: a half-made one hangs 20 s when collected
+            if parse_address(scheduler)[0] != "inproc":
+                get_address_host_port(scheduler)
             opened = Client(scheduler, timeout=timeout, set_as_default=False)
         except ValueError as err:
             raise SweepError(f"The scheduler address {scheduler!r} is malformed: {err} "
