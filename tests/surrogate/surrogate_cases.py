@@ -44,11 +44,11 @@ def two_chains(scale: float = 1.0) -> System:
     return parse_scenario(scenario)
 
 
-def exits_and_link(scale: float = 1.0) -> System:
+def exits_and_link(scale: float = 1.0, exit_probability: float = 0.25) -> System:
     """One chain with an early exit on a device of speed 2, a non-ideal link
     (capacity 5, 1000 bytes at 8e4 bit/s = 0.1 s) and gamma service."""
     blocks = (Block(name="a", latency=Gamma(2.0, 0.2 * scale), output_bytes=1000,
-                    exit_probability=0.25),
+                    exit_probability=exit_probability),
               Block(name="b", latency=Deterministic(0.1 * scale), output_bytes=1000),
               Block(name="c", latency=Deterministic(0.3 * scale), output_bytes=0))
     return System(model=DNN(blocks=blocks), workload=Workload(arrival=PoissonArrivals(

@@ -4,6 +4,7 @@ invariance, batching."""
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -12,7 +13,7 @@ import torch
 from surrogate_cases import TWO_CHAINS, TWO_LABELS, exits_and_link, two_chains
 from edgeperf.exceptions import InvalidParameterError, UnsupportedModelError
 from edgeperf.io import parse_scenario
-from edgeperf.surrogate import AnalyticModel, ChainNetModel, random_deployment
+from edgeperf.surrogate import AnalyticModel, ChainNetModel, load_model, random_deployment
 from edgeperf.surrogate._graph import (CHAIN_FEATURES, DEVICE_FEATURES, FRAGMENT_FEATURES,
                                        collate, encode, encode_batch, encode_samples, supports)
 
@@ -87,6 +88,20 @@ def test_link_becomes_a_device_and_exits_thin_the_rate():
     # is left out, as it is from the response-time label
     assert g.service_time.item() == pytest.approx(0.025 + 0.1125 + 0.3)
     assert g.target is None
+
+
+def test_an_exit_that_takes_every_job_leaves_later_hops_without_flow():
+    """The hops after it carry no jobs; their features are finite, and so is every
+    model's prediction (no 0/0 where a device hosts nothing that arrives)."""
+    system = exits_and_link(exit_probability=1.0)
+    g = encode(system)
+    assert g.fragment_x[:, col(FRAGMENT_FEATURES, "reach")].tolist() == [1.0, 0.0, 0.0]
+    assert g.fragment_x[:, col(FRAGMENT_FEATURES, "rate_share")].tolist() == [1.0, 0.0, 0.0]
+    for x in (g.device_x, g.fragment_x, g.chain_x):
+        assert torch.isfinite(torch.as_tensor(x)).all()
+    shipped = Path(__file__).resolve().parents[2] / "models" / "surrogate"
+    for model in (AnalyticModel(), load_model(shipped / "chainnet_edgeperf.safetensors")):
+        assert np.isfinite(model.predict([system])).all(), model
 
 
 @pytest.mark.parametrize("build", [two_chains, exits_and_link])

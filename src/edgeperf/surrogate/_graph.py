@@ -208,11 +208,12 @@ def _features(cols: _Columns) -> tuple[np.ndarray, ...]:
     total, length = per_chain(h["mean"] + h["delay"]), per_chain()
     chain_rate, graph = np.asarray(cols.chain_rate), np.asarray(cols.chain_graph)
     hop_load, log_k = load[dev], device["log_capacity"][dev]
-    with np.errstate(divide="ignore", invalid="ignore"):
+    with np.errstate(divide="ignore", invalid="ignore"):  # no flow past an exit that takes all
         load_share = np.where(hop_load > 0, u / hop_load, 0.0)
+        rate_share = np.where(rate[dev] > 0, h["rate"] / rate[dev], 0.0)
     fragment = {"service_share": h["mean"] / total[c], "device_share": h["mean"] / service[dev],
                 "scv": h["scv"], "reach": h["rate"] / chain_rate[c], "utilisation": u,
-                "log_utilisation": np.log(u + _EPS), "rate_share": h["rate"] / rate[dev],
+                "log_utilisation": np.log(u + _EPS), "rate_share": rate_share,
                 "load_share": load_share,
                 "position": h["position"] / np.maximum(length[c] - 1, 1),
                 "inv_length": 1.0 / length[c], "exit_probability": 1.0 - h["passing"],
