@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import psutil
 import yaml
 
 from edgeperf.earlyexit import save_trained, train_digits
@@ -34,3 +35,18 @@ def write_scenario(folder: Path, model_dir: Path, *, rate: float, devices: list[
     file = folder / name
     file.write_text(yaml.safe_dump(data), encoding="utf-8")
     return file
+
+
+def workers_left() -> list[str]:
+    """The command lines of this process's children, less multiprocessing's
+    resource tracker: that one serves the whole test session once any test has
+    needed it, so it is not something a run left behind."""
+    left = []
+    for child in psutil.Process().children(recursive=True):
+        try:
+            line = " ".join(child.cmdline())
+        except psutil.NoSuchProcess:  # it ended while we looked
+            continue
+        if "multiprocessing.resource_tracker" not in line:
+            left.append(line)
+    return left

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import json
 
-import psutil
 import pytest
 
 from cli_helpers import assert_one_error_line, run
-from runtime_helpers import write_scenario
+from runtime_helpers import workers_left, write_scenario
 
 BLOCKS = ["stem", "s1b0", "s1b1", "s1b2", "s1b3", "s1b4", "s2b0", "s2b1", "s2b2", "s2b3",
           "s2b4", "s3b0", "s3b1", "s3b2", "s3b3", "s3b4"]
@@ -37,7 +36,7 @@ def test_run_prints_measured_analytic_and_simulated(capsys, scenario, tmp_path):
     assert counts["offered"] == counts["completed"] + counts["dropped"] > 0
     assert set(report["relative_error"]) == {"analytic", "simulated"}
     assert report["exit_policy"]["thresholds"] == [0.5] * 11
-    assert psutil.Process().children(recursive=True) == []
+    assert workers_left() == []
 
 
 def test_run_table_and_a_saved_deployment_run_again(capsys, scenario, tmp_path):
@@ -73,3 +72,9 @@ def test_bad_options_are_one_line(capsys, scenario):
                           "The 'policy' parameter of run must be one of the online .*nope.*")
     assert_one_error_line(*run(capsys, "run", str(scenario), "--model", str(scenario.parent)),
                           ".*a trained model folder holding .*missing.*")
+    for option in ("--out", "--save-deployment"):  # checked before any worker starts
+        assert_one_error_line(
+            *run(capsys, "run", str(scenario), option, str(scenario.parent / "no" / "x.json")),
+            f"The '{option}' parameter of run must be a file in an existing folder.*")
+        assert_one_error_line(*run(capsys, "run", str(scenario), option, str(scenario.parent)),
+                              f"The '{option}' parameter of run must be a file, not a folder.*")

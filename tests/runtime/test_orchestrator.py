@@ -6,13 +6,12 @@ request ends in exactly one record, drops where they must be), never speeds.
 
 from __future__ import annotations
 
-import psutil
 import pytest
 
 from edgeperf.io import load_scenario
 from edgeperf.runtime._orchestrator import run_deployment
 from edgeperf.runtime._plan import plan_deployment
-from runtime_helpers import write_scenario
+from runtime_helpers import workers_left, write_scenario
 
 BLOCKS = ["stem", "s1b0", "s1b1", "s1b2", "s1b3", "s1b4", "s2b0", "s2b1", "s2b2", "s2b3",
           "s2b4", "s3b0", "s3b1", "s3b2", "s3b3", "s3b4"]
@@ -32,7 +31,7 @@ def overloaded(tmp_path, tiny_model):
 
 
 def _no_children() -> None:
-    assert psutil.Process().children(recursive=True) == []
+    assert workers_left() == []
 
 
 def _conserved(result) -> None:
