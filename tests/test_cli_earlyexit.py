@@ -60,3 +60,40 @@ def test_profile_imports_ceed(capsys, tmp_path):
 ])
 def test_bad_input_is_one_line(capsys, argv, pattern):
     assert_one_error_line(*run(capsys, *argv), pattern)
+
+
+def test_outputs_are_checked_before_the_work(capsys, model_dir, tmp_path, monkeypatch):
+    """A target that cannot be written fails at once, not after training or measuring."""
+    import edgeperf.earlyexit
+    import edgeperf.profiling
+
+    def not_now(*args, **kwargs):
+        raise AssertionError("the work ran before its output was checked")
+
+    monkeypatch.setattr(edgeperf.earlyexit, "train_digits", not_now)
+    monkeypatch.setattr(edgeperf.profiling, "measure_profile", not_now)
+    a_file = tmp_path / "file.txt"
+    a_file.write_text("kept\n")
+    nowhere = tmp_path / "no" / "x"
+    for argv, pattern in [
+        (["train-exits", "--out", str(a_file)],
+         r"The '--out' parameter of train-exits must be a folder \(made if missing; no file "
+         r"in its way\)\. Got '.*file\.txt'\."),
+        (["profile", str(model_dir), "--out", f"{nowhere}.json"],
+         r"The '--out' parameter of profile must be a file in an existing folder\. .*"),
+        (["profile", str(model_dir), "--out", str(tmp_path)],
+         r"The '--out' parameter of profile must be a file, not a folder\. .*"),
+        (["exits", str(model_dir), "--plot", f"{nowhere}.png"],
+         r"The '--plot' parameter of exits must be a file in an existing folder\. .*"),
+        (["exits", str(model_dir), "--plot", str(a_file)],
+         r"The '--plot' parameter of exits must be a file name ending in one of .*\.png.*"),
+    ]:
+        assert_one_error_line(*run(capsys, *argv), pattern)
+    assert a_file.read_text() == "kept\n"
+
+
+def test_the_plot_suffix_picks_its_format(capsys, model_dir, tmp_path):
+    for name, head in (("e.svg", b"<?xml"), ("e.pdf", b"%PDF"), ("e.png", b"\x89PNG")):
+        code, _, err = run(capsys, "exits", str(model_dir), "--plot", str(tmp_path / name))
+        assert code == 0, err
+        assert (tmp_path / name).read_bytes().startswith(head), name

@@ -13,6 +13,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from .exceptions import InvalidParameterError
+
 __all__ = ["atomic_path", "write_text_atomic"]
 
 
@@ -21,6 +23,9 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     """A temporary path beside ``path`` (same suffix, for writers that look at
     it); renamed onto ``path`` when the block ends normally, removed otherwise."""
     target = Path(path)
+    if target.is_dir() or not target.parent.is_dir():
+        why = "it is a folder" if target.is_dir() else "its folder does not exist"
+        raise InvalidParameterError(f"Cannot write {str(target)!r}: {why}.")
     fd, name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.",
                                 suffix=f".tmp{target.suffix}")
     os.close(fd)

@@ -43,8 +43,10 @@ def train_exits_command(
                                               "margin or entropy.")] = "max_softmax",
 ) -> None:
     """Train a zoo model's exits on scikit-learn's digits, calibrate them, tabulate them."""
+    from . import _validation as v
     from .earlyexit import save_trained, train_digits
 
+    v.output_folder("train-exits", "--out", out)  # before training, not after
     trained = train_digits(model, width=width, epochs=epochs, scheme=scheme, seed=seed,
                            measure=measure, progress=sys.stderr.isatty())
     folder = save_trained(trained, out)
@@ -60,9 +62,12 @@ def exits_command(
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
 ) -> None:
     """Accuracy and exit rates of a common threshold at every exit, from the exit table."""
+    from . import _validation as v
     from .earlyexit import load_trained
     from .earlyexit._curves import plot_exits, threshold_curve
 
+    if plot is not None:
+        v.plot_file("exits", "--plot", plot)
     trained = load_trained(model_dir)
     paths = None
     if profile is not None:
@@ -117,10 +122,12 @@ def profile_command(
     threads: Annotated[int, typer.Option(help="torch threads while measuring.")] = 1,
 ) -> None:
     """Profile a model on this host (latency laws, FLOPs, bytes), or import CEED's."""
+    from . import _validation as v
     from .exceptions import InvalidParameterError
 
     if (model_dir is None) == (ceed is None):
         raise InvalidParameterError("edgeperf profile: give a model folder or --ceed DIR (one).")
+    v.output_file("profile", "--out", out)  # before measuring, not after
     if ceed is not None:
         from .profiling import import_ceed
         result = import_ceed(ceed)

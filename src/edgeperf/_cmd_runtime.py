@@ -100,6 +100,9 @@ def run_command(
     from .runtime._twin import measured_calibration, twin_report
 
     v.positive("run", "duration", duration)
+    for name, target in (("--out", out), ("--save-deployment", save_deployment)):
+        if target is not None:  # before the run, not after it
+            v.output_file("run", name, target)
     system = load_scenario(scenario)
     folder = model if model is not None else _model_dir(scenario)
     n_exits = 1 + sum(b.exit_probability is not None for b in system.chains[0].model.blocks)

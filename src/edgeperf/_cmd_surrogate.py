@@ -150,7 +150,7 @@ def evaluate_command(
         raise v.fail("surrogate evaluate", "--chainnet", "given, or --data, not both",
                      "both" if chainnet else "neither")
     if plot is not None:
-        v.output_file("surrogate evaluate", "--plot", plot)
+        v.plot_file("surrogate evaluate", "--plot", plot)
     items = from_chainnet(chainnet, samples) if chainnet is not None else \
         list(load_dataset(data).samples)[:samples]
     net = AnalyticModel() if str(model) == "analytic" else load_model(model)

@@ -144,6 +144,18 @@ def output_file(owner: str, name: str, path: Path) -> Path:
     return path
 
 
+def plot_file(owner: str, name: str, path: Path) -> Path:
+    """A figure to write: an :func:`output_file` whose suffix names a format
+    matplotlib writes (the suffix picks it)."""
+    from matplotlib.backend_bases import FigureCanvasBase
+
+    known = FigureCanvasBase.get_supported_filetypes()
+    if path.suffix[1:].lower() not in known:
+        raise fail(owner, name, "a file name ending in one of "
+                   f"{', '.join('.' + k for k in sorted(known))}", str(path))
+    return output_file(owner, name, path)
+
+
 def can_make_folder(path: Path) -> bool:
     """Whether ``path`` is a folder, or one that can be made (no file in its way)."""
     return next(p for p in (path, *path.parents) if p.exists()).is_dir()

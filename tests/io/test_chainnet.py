@@ -303,6 +303,14 @@ def test_out_that_is_a_file(tmp_path):
         import_chainnet(write_set(tmp_path / "data"), tmp_path / "taken")
 
 
+def test_a_folder_where_a_file_goes_is_found_before_anything_is_written(tmp_path):
+    out = tmp_path / "out"
+    (out / "labels.json").mkdir(parents=True)
+    with pytest.raises(ScenarioError, match=r"labels\.json: cannot be written: it is a folder\.$"):
+        import_chainnet(write_set(tmp_path / "data"), out)
+    assert [p.name for p in out.iterdir()] == ["labels.json"]
+
+
 def test_a_bad_set_writes_nothing(tmp_path):
     write_set(tmp_path / "data", path="1 2\n3 1 2\n2 9\n")
     with pytest.raises(ScenarioError, match=r"path\.txt: line 3"):

@@ -63,10 +63,12 @@ def threshold_curve(table: ExitTable, thresholds: np.ndarray | None = None,
 
 def plot_exits(curve: ThresholdCurve, path: str | Path, names: list[str] | None = None) -> Path:
     """One panel per exit (its exit rate and the accuracy of the samples leaving
-    there, against the threshold) and a last panel with the overall accuracy."""
+    there, against the threshold) and a last panel with the overall accuracy.
+    The suffix of ``path`` picks the format (.png, .pdf, .svg, ...)."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
+    target = v.plot_file("plot_exits", "path", v.path("plot_exits", "path", path))
     n = curve.shares.shape[1]
     names = names or [f"exit {e}" for e in range(n)]
     cols = min(4, n + 1)
@@ -90,6 +92,6 @@ def plot_exits(curve: ThresholdCurve, path: str | Path, names: list[str] | None 
         ax.plot(curve.thresholds, curve.accuracy)
         ax.set_xlabel("threshold", fontsize=8)
     ax.set_title("overall accuracy", fontsize=9)
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=110)
-    return Path(path)
+    with atomic_path(target) as tmp:
+        fig.savefig(tmp, dpi=110, format=target.suffix[1:].lower())
+    return target

@@ -85,7 +85,8 @@ def save_trained(trained: TrainedExits, directory: str | Path) -> Path:
     """Write the three files into ``directory`` (created if needed)."""
     v.instance("save_trained", "trained", trained, TrainedExits,
                "a TrainedExits (from train_digits or load_trained)")
-    folder = v.path("save_trained", "directory", directory, kind="folder")
+    folder = v.output_folder("save_trained", "directory",
+                             v.path("save_trained", "directory", directory, kind="folder"))
     folder.mkdir(parents=True, exist_ok=True)
     save(trained.net, folder / WEIGHTS)
     trained.table.save(folder / TABLE)

@@ -253,15 +253,16 @@ def import_chainnet(directory: str | Path, out: str | Path,
     read = read_chainnet(folder, samples)
     for sample in read:
         parse_scenario(sample.scenario, source=f"{folder} sample {sample.index}")
+    paths = [*(target / f"sample_{s.index:05d}.yaml" for s in read), target / "labels.json"]
+    in_the_way = [p for p in paths if p.is_dir()]  # found now, not after half the files
+    if in_the_way:
+        raise ScenarioError(f"{in_the_way[0]}: cannot be written: it is a folder.")
     try:
         target.mkdir(parents=True, exist_ok=True)
-        paths = []
-        for sample in read:
-            paths.append(target / f"sample_{sample.index:05d}.yaml")
-            write_text_atomic(paths[-1], _yaml(sample, folder))
+        for sample, path in zip(read, paths):
+            write_text_atomic(path, _yaml(sample, folder))
         rows = [json.dumps({"sample": s.index, "chain": j, **label})
                 for s in read for j, label in enumerate(s.labels)]
-        paths.append(target / "labels.json")
         write_text_atomic(paths[-1], "[\n" + ",\n".join(rows) + "\n]\n")
     except OSError as err:
         raise ScenarioError(f"{err.filename or target}: cannot be written: "

@@ -46,7 +46,7 @@ def evaluate_model(model: Any, samples: Sequence[Any], *, batch: int = 256,
         raise v.fail("evaluate_model", "samples", rule, samples)
     v.integer("evaluate_model", "batch", batch, low=1)
     if plot is not None:
-        v.output_file("evaluate_model", "plot", v.path("evaluate_model", "plot", plot))
+        v.plot_file("evaluate_model", "plot", v.path("evaluate_model", "plot", plot))
     start = time.perf_counter()
     systems = [parse_scenario(s.scenario, source=f"sample {n}") for n, s in enumerate(items)]
     parsed = time.perf_counter()

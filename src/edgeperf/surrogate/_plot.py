@@ -49,15 +49,16 @@ def plot_parity(preds: Mapping[str, object], true: object, path: str | Path, *,
                 title: str | None = None) -> Path:
     """Write the parity plot of ``preds`` (model name -> [chains, 2] predictions of
     the throughput ratio and the response time, or [chains, 3] with the end-to-end
-    response time) against ``true`` to ``path`` (PNG, written whole or not at
-    all); one panel per column, each naming its MAPE."""
+    response time) against ``true`` to ``path`` (written whole or not at all; its
+    suffix picks the format, e.g. .png); one panel per column, each naming its
+    MAPE."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
     from ._train import mape
 
     preds, t = _checked(preds, true)
-    target = v.output_file("plot_parity", "path", v.path("plot_parity", "path", path))
+    target = v.plot_file("plot_parity", "path", v.path("plot_parity", "path", path))
     columns = t.shape[1]
     fig = Figure(figsize=(3.5 * columns, 3.2 * len(preds)), layout="constrained")
     FigureCanvasAgg(fig)
@@ -81,5 +82,5 @@ def plot_parity(preds: Mapping[str, object], true: object, path: str | Path, *,
     if title:
         fig.suptitle(title, fontsize=10)
     with atomic_path(target) as tmp:
-        fig.savefig(tmp, dpi=110, format="png")
+        fig.savefig(tmp, dpi=110, format=target.suffix[1:].lower())
     return target
