@@ -97,3 +97,18 @@ def test_the_plot_suffix_picks_its_format(capsys, model_dir, tmp_path):
         code, _, err = run(capsys, "exits", str(model_dir), "--plot", str(tmp_path / name))
         assert code == 0, err
         assert (tmp_path / name).read_bytes().startswith(head), name
+
+
+def test_a_profile_of_another_model_is_refused(capsys, model_dir, tmp_path):
+    other = Path(__file__).parents[1] / "examples" / "profiles" / "resnet56_1thread.json"
+    assert_one_error_line(*run(capsys, "exits", str(model_dir), "--profile", str(other)),
+                          r"The profile 'resnet56' is not of this model \(resnet29\): it has "
+                          r"28 blocks, the model \d+\. Profile the model itself .*")
+    own = tmp_path / "p.json"
+    assert run(capsys, "profile", str(model_dir), "--out", str(own), "--repetitions", "3")[0] == 0
+    data = json.loads(own.read_text())
+    data["blocks"][1]["name"] = "renamed"
+    own.write_text(json.dumps(data))
+    assert_one_error_line(*run(capsys, "exits", str(model_dir), "--profile", str(own)),
+                          r"The profile .* is not of this model \(resnet29\): its block "
+                          r"'renamed' is not the model's\. .*")

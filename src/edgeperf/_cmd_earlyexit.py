@@ -72,7 +72,7 @@ def exits_command(
     paths = None
     if profile is not None:
         from .profiling import load_profile
-        paths = _path_latencies(load_profile(profile), [r["block"] for r in trained.exits])
+        paths = _path_latencies(load_profile(profile), trained)
     curve = threshold_curve(trained.table, path_latency_s=paths)
     if plot is not None:
         plot_exits(curve, plot, [f"exit {r['exit']} ({r['block']})" for r in trained.exits])
@@ -98,12 +98,22 @@ def exits_command(
         _out.print(f"plot written to {plot}")
 
 
-def _path_latencies(profile, exit_blocks: list[str]):  # noqa: ANN001, ANN202
+def _path_latencies(profile, trained):  # noqa: ANN001, ANN202
     """Mean latency of each exit's path: its blocks and the heads it passes."""
     import numpy as np
 
     from .exceptions import InvalidParameterError
 
+    blocks, profiled = list(trained.net.block_names), [b.name for b in profile.blocks]
+    if profiled != blocks:  # another model's profile would give another model's latencies
+        why = (f"it has {len(profiled)} blocks, the model {len(blocks)}"
+               if len(profiled) != len(blocks) else
+               f"its block {next(p for p, b in zip(profiled, blocks) if p != b)!r} is not the "
+               "model's")
+        raise InvalidParameterError(
+            f"The profile {profile.name!r} is not of this model ({trained.summary['model']}): "
+            f"{why}. Profile the model itself with edgeperf profile.")
+    exit_blocks = [r["block"] for r in trained.exits]
     missing = [b for b in exit_blocks if b not in profile.exits]
     if missing:
         raise InvalidParameterError(f"The profile {profile.name!r} has no exit after "
