@@ -55,6 +55,10 @@ def test_schedule_prints_tables(capsys, files):
 
 @pytest.mark.parametrize("extra, pattern", [
     (["--policy", "greedy"], r"The 'policy' parameter of schedule must be one of .* Got 'greedy'\."),
+    (["--policy", "bayes_lookup"], r"The 'policy' parameter of schedule must be one of "
+                                   r"\[.*'lp_lookup'\] \(bayes_lookup runs from a saved lookup: "
+                                   r"edgeperf run --policy bayes_lookup --lookup FILE\)\. "
+                                   r"Got 'bayes_lookup'\."),
     (["--loss-target", "0"], r"The 'loss_target' parameter of ExitProblem must be a finite number "
                              r"> 0 and <= 1\. Got 0\.0\."),
     (["--policy", "static_tuned", "--loss-target", "1e-9"],

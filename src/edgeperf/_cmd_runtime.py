@@ -46,7 +46,10 @@ def _policy(threshold: float | None, policy: str | None, loss_target: float,
     from . import _validation as v
     from .runtime import ExitPolicySpec
 
+    v.probability("run", "loss_target", loss_target)
     if policy is None:
+        if lookup is not None:
+            raise v.fail("run", "lookup", "given only with --policy bayes_lookup", str(lookup))
         shared = 0.9 if threshold is None else v.real("run", "threshold", threshold, low=0.0)
         return ExitPolicySpec(thresholds=(shared,) * (n_exits - 1))
     from .schedule import ONLINE

@@ -23,7 +23,7 @@ def schedule_command(
         help="One chain on one device, its model from a profile (model: {profile: ...}).")],
     exit_table: Annotated[Path, typer.Option(help="The model's exit table (exit_table.npz).")],
     policy: Annotated[str, typer.Option(help="static, static_tuned, queueing_lp, bayes, "
-                                             "knapsack or ucb.")] = "static_tuned",
+                                             "knapsack, ucb or lp_lookup.")] = "static_tuned",
     loss_target: Annotated[float, typer.Option(help="Largest acceptable loss ratio L*.")] = 0.01,
     simulate: Annotated[bool, typer.Option(help="Also simulate the decision (10 replications).")]
         = False,
@@ -39,9 +39,11 @@ def schedule_command(
     from .sim import StaticExits
     from .sim import simulate as run_simulation
 
-    if policy not in POLICIES:
+    choices = [p for p in POLICIES if p != "bayes_lookup"]  # it needs a saved lookup
+    if policy not in choices:
         from . import _validation as v
-        raise v.fail("schedule", "policy", f"one of {list(POLICIES)}", policy)
+        raise v.fail("schedule", "policy", f"one of {choices} (bayes_lookup runs from a saved "
+                     "lookup: edgeperf run --policy bayes_lookup --lookup FILE)", policy)
     problem = problem_of(load_scenario(scenario), ExitTable.load(exit_table), loss_target)
     result: dict = {"policy": policy, "loss_target": loss_target,
                     "arrival_rate": problem.arrival_rate}

@@ -72,6 +72,11 @@ def test_bad_options_are_one_line(capsys, scenario):
                           "The 'policy' parameter of run must be one of the online .*nope.*")
     assert_one_error_line(*run(capsys, "run", str(scenario), "--model", str(scenario.parent)),
                           ".*a trained model folder holding .*missing.*")
+    assert_one_error_line(*run(capsys, "run", str(scenario), "--loss-target", "-1"),
+                          "The 'loss_target' parameter of run must be .* Got -1.0.")
+    assert_one_error_line(*run(capsys, "run", str(scenario), "--lookup", str(scenario)),
+                          "The 'lookup' parameter of run must be given only with --policy "
+                          "bayes_lookup.*")
     for option in ("--out", "--save-deployment"):  # checked before any worker starts
         assert_one_error_line(
             *run(capsys, "run", str(scenario), option, str(scenario.parent / "no" / "x.json")),
