@@ -107,6 +107,9 @@ def train_command(
     v.output_folder("surrogate train", "--out", out)  # before training, not after
     datasets = [load_dataset(path) for path in data]
     graphs = encode_samples([s for d in datasets for s in d.samples])
+    if len(graphs) < 2:  # one to fit, one to hold out for early stopping
+        raise v.fail("surrogate train", "data", "deployments enough to hold some out for "
+                     "early stopping: at least 2", f"{len(graphs)} deployment(s)")
     order = np.random.default_rng(seed).permutation(len(graphs))
     cut = max(1, int(round(val_share * len(graphs))))
     val, fit = [graphs[i] for i in order[:cut]], [graphs[i] for i in order[cut:]]

@@ -24,6 +24,8 @@ def fail(owner: str, name: str, rule: str, value: object, *,
 
     The error keeps ``parameter`` so that file readers can point at the field.
     """
+    if isinstance(value, np.generic):  # numpy 2 would print np.float64(2.0) for 2.0
+        value = value.item()
     err = InvalidParameterError(f"The {name!r} {what} of {owner} must be {rule}. Got {value!r}.")
     err.parameter = name  # type: ignore[attr-defined]
     return err

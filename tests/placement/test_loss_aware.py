@@ -4,11 +4,13 @@ optimum, exit options under a loss target, and its errors."""
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 import numpy as np
 import pytest
 
-from edgeperf.exceptions import InfeasibleError, InvalidParameterError
+from edgeperf.exceptions import InfeasibleError, InvalidParameterError, UnsupportedModelError
+from edgeperf.io import load_scenario
 from edgeperf.model import ExitTable
 from edgeperf.placement import (Costs, ExitOption, exit_options, loss_aware, place,
                                 valid_assignments)
@@ -100,6 +102,16 @@ def test_an_unmeetable_loss_target():
     with pytest.raises(InfeasibleError, match=r"^No placement of chain 'main' meets the loss "
                                               r"target 1e-09: the least predicted loss is "):
         loss_aware(three_devices(45.0), loss_target=1e-9, confirm=0)
+
+
+def test_several_chains_are_sent_to_the_joint_searches():
+    shared = load_scenario(Path(__file__).parents[2] / "examples" / "scenarios" /
+                           "shared_edge.yaml")
+    with pytest.raises(UnsupportedModelError, match=r"^loss_aware scores a chain with the "
+                       r"analytic decomposition, which cannot model chains sharing devices "
+                       r"\(2 here\); place every chain at once with method 'surrogate' or "
+                       r"'simulation'\.$"):
+        loss_aware(shared, chain="camera", confirm=0)
 
 
 def test_exit_options_from_a_table_reproduce_its_shares():

@@ -116,6 +116,16 @@ def test_a_label_that_cannot_be_learned_is_one_line_naming_its_sample(capsys, da
     assert not (tmp_path / "m").exists()
 
 
+def test_one_deployment_is_too_few_to_hold_any_out(capsys, data, tmp_path):
+    one = save_dataset(list(load_dataset(data).samples)[:1], tmp_path / "one.npz", meta={})
+    assert_one_error_line(*run(capsys, "surrogate", "train", str(one), "--out",
+                               str(tmp_path / "m")),
+                          r"The 'data' parameter of surrogate train must be deployments enough "
+                          r"to hold some out for early stopping: at least 2\. "
+                          r"Got '1 deployment\(s\)'\.")
+    assert not (tmp_path / "m").exists()
+
+
 def test_evaluate_draws_the_parity_plot(capsys, data, tmp_path):
     plot = tmp_path / "parity.png"
     code, out, err = run(capsys, "surrogate", "evaluate", "analytic", "--data", str(data),

@@ -136,6 +136,9 @@ class ExitTable:
         """Read a table written by :meth:`save`; a bad file raises one clear error."""
         rule = ".npz file holding arrays 'confidence' and 'correct' [samples, exits]"
         try:
+            # numpy reads any other file as a pickle, refused with advice to unpickle it
+            if os.path.isfile(path) and not zipfile.is_zipfile(path):
+                raise ValueError("not an .npz archive")
             data = np.load(path, allow_pickle=False)
             if not isinstance(data, np.lib.npyio.NpzFile):
                 raise ValueError("not an .npz archive")

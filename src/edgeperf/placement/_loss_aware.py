@@ -37,7 +37,7 @@ from typing import Any
 import numpy as np
 
 from .. import _validation as v
-from ..exceptions import InfeasibleError
+from ..exceptions import InfeasibleError, UnsupportedModelError
 from ..model import DNN, ExitTable, Metrics, System
 from ._costs import Costs, fragments_of
 from ._decision import PlacementDecision
@@ -125,6 +125,11 @@ def loss_aware(system: System, *, chain: str | None = None, loss_target: float |
     if options is not None:
         options = v.listed(owner, "options", options, "a list of ExitOption (from exit_options)",
                            lambda o: isinstance(o, ExitOption))
+    if len(system.chains) > 1:  # its analytic model sees one chain, not the others' load
+        raise UnsupportedModelError(
+            f"loss_aware scores a chain with the analytic decomposition, which cannot model "
+            f"chains sharing devices ({len(system.chains)} here); place every chain at once "
+            "with method 'surrogate' or 'simulation'.")
     start = time.perf_counter()
     base = Costs.of(system, chain)
     base.check_fits()

@@ -155,6 +155,8 @@ def _bad(path: Path, why: str) -> Exception:
 
 
 def _read(path: Path) -> dict[str, np.ndarray]:
+    if path.is_file() and not zipfile.is_zipfile(path):  # numpy would call it a pickle
+        raise _bad(path, "it is not an .npz archive")
     try:
         with np.load(path, allow_pickle=False) as npz:
             arrays = {a: npz[a] for a in _ARRAYS if a in npz.files}
