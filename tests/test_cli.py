@@ -237,3 +237,22 @@ def test_module_run_as_a_program_prints_json():
                           capture_output=True, text=True, cwd=REPO, timeout=60)
     assert (done.returncode, done.stderr) == (0, "")
     assert json.loads(done.stdout) == mg1k(30.0, Gamma(4.0, 0.03), 5).to_dict()
+
+
+def test_running_out_of_memory_is_one_line(capsys, monkeypatch):
+    """numpy raises MemoryError for an array larger than the machine holds (a huge
+    --jobs or capacity): one line, exit 2, not a traceback."""
+    import edgeperf.queueing
+
+    class Greedy:
+        def __init__(self, *args, **kwargs):
+            pass
+
+        def evaluate(self, system):
+            raise MemoryError("Unable to allocate 7.45 GiB for an array")
+
+    monkeypatch.setattr(edgeperf.queueing, "DecompositionEvaluator", Greedy)
+    scenario = Path(__file__).parents[1] / "examples" / "scenarios" / "pi_server.yaml"
+    assert_one_error_line(*run(capsys, "analyze", str(scenario)),
+                          re.escape("out of memory (Unable to allocate 7.45 GiB for an array); "
+                                    "ask for less: fewer jobs or samples, smaller capacities."))

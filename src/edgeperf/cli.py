@@ -252,6 +252,11 @@ def main(argv: list[str] | None = None) -> None:
     except EdgePerfError as err:
         print(f"edgeperf: error: {err}", file=sys.stderr)
         sys.exit(2)
+    except MemoryError as err:  # e.g. numpy asked for more than this machine holds
+        why = f" ({err})" if str(err) else ""
+        print(f"edgeperf: error: out of memory{why}; ask for less: fewer jobs or samples, "
+              "smaller capacities.", file=sys.stderr)
+        sys.exit(2)
     except typer.Exit as done:  # --help and friends
         sys.exit(done.exit_code)
     except typer.Abort:
