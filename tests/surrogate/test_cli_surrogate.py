@@ -108,22 +108,24 @@ def test_a_label_that_cannot_be_learned_is_one_line_naming_its_sample(capsys, da
     samples[3] = replace(bad, labels=({**bad.labels[0], "tput_ratio": math.nan},
                                       *bad.labels[1:]))
     path = save_dataset(samples, tmp_path / "bad.npz", meta={})
-    assert_one_error_line(*run(capsys, "surrogate", "train", str(path), "--out",
-                               str(tmp_path / "m")),
-                          r"sample 3: The 'labels' parameter of encode must be a 'tput_ratio' "
-                          r"in \(0, 1\] and a finite 'response_time' > 0 for every chain\. "
-                          r"Got \{'tput_ratio': nan, .*")
-    assert not (tmp_path / "m").exists()
+    _train_refuses(capsys, path, tmp_path / "m",
+                   r"sample 3: The 'labels' parameter of encode must be a 'tput_ratio' in "
+                   r"\(0, 1\] and a finite 'response_time' > 0 for every chain\. "
+                   r"Got \{'tput_ratio': nan, .*")
 
 
 def test_one_deployment_is_too_few_to_hold_any_out(capsys, data, tmp_path):
     one = save_dataset(list(load_dataset(data).samples)[:1], tmp_path / "one.npz", meta={})
-    assert_one_error_line(*run(capsys, "surrogate", "train", str(one), "--out",
-                               str(tmp_path / "m")),
-                          r"The 'data' parameter of surrogate train must be deployments enough "
-                          r"to hold some out for early stopping: at least 2\. "
-                          r"Got '1 deployment\(s\)'\.")
-    assert not (tmp_path / "m").exists()
+    _train_refuses(capsys, one, tmp_path / "m",
+                   r"The 'data' parameter of surrogate train must be deployments enough to "
+                   r"hold some out for early stopping: at least 2\. Got '1 deployment\(s\)'\.")
+
+
+def _train_refuses(capsys, data: Path, out: Path, pattern: str) -> None:
+    """One error line, and no model folder left behind."""
+    assert_one_error_line(*run(capsys, "surrogate", "train", str(data), "--out", str(out)),
+                          pattern)
+    assert not out.exists()
 
 
 def test_evaluate_draws_the_parity_plot(capsys, data, tmp_path):
