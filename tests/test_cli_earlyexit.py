@@ -92,13 +92,6 @@ def test_outputs_are_checked_before_the_work(capsys, model_dir, tmp_path, monkey
     assert a_file.read_text() == "kept\n"
 
 
-def test_the_plot_suffix_picks_its_format(capsys, model_dir, tmp_path):
-    for name, head in (("e.svg", b"<?xml"), ("e.pdf", b"%PDF"), ("e.png", b"\x89PNG")):
-        code, _, err = run(capsys, "exits", str(model_dir), "--plot", str(tmp_path / name))
-        assert code == 0, err
-        assert (tmp_path / name).read_bytes().startswith(head), name
-
-
 def test_a_profile_of_another_model_is_refused(capsys, model_dir, tmp_path):
     other = Path(__file__).parents[1] / "examples" / "profiles" / "resnet56_1thread.json"
     assert_one_error_line(*run(capsys, "exits", str(model_dir), "--profile", str(other)),

@@ -146,15 +146,25 @@ def output_file(owner: str, name: str, path: Path) -> Path:
     return path
 
 
+def plot_formats() -> list[str]:
+    """The figure formats matplotlib writes, named by their file suffixes."""
+    from matplotlib.backend_bases import FigureCanvasBase
+
+    return sorted(FigureCanvasBase.get_supported_filetypes())
+
+
+def plot_format(path: str | os.PathLike[str]) -> str | None:
+    """The format a figure saved to ``path`` takes from its suffix (None: none)."""
+    suffix = Path(path).suffix[1:].lower()
+    return suffix if suffix in plot_formats() else None
+
+
 def plot_file(owner: str, name: str, path: Path) -> Path:
     """A figure to write: an :func:`output_file` whose suffix names a format
     matplotlib writes (the suffix picks it)."""
-    from matplotlib.backend_bases import FigureCanvasBase
-
-    known = FigureCanvasBase.get_supported_filetypes()
-    if path.suffix[1:].lower() not in known:
+    if plot_format(path) is None:
         raise fail(owner, name, "a file name ending in one of "
-                   f"{', '.join('.' + k for k in sorted(known))}", str(path))
+                   f"{', '.join('.' + k for k in plot_formats())}", str(path))
     return output_file(owner, name, path)
 
 

@@ -34,6 +34,15 @@ def test_one_row_of_panels_per_model(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["one.png", "two.png"]  # no temporaries
 
 
+def test_the_suffix_picks_the_format(tmp_path):
+    for name, head in (("p.svg", b"<?xml"), ("p.pdf", b"%PDF"), ("p.PNG", b"\x89PNG")):
+        path = plot_parity({"chainnet": TRUE * 1.05}, TRUE, tmp_path / name)
+        assert path.read_bytes().startswith(head), name
+    with pytest.raises(InvalidParameterError, match=r"must be a file name ending in one of "
+                                                    r"\..*\.png.*Got '.*p\.txt'"):
+        plot_parity({"chainnet": TRUE}, TRUE, tmp_path / "p.txt")
+
+
 @pytest.mark.parametrize("preds, true, pattern", [
     ({}, TRUE, "The 'preds' parameter of plot_parity must be a non-empty mapping"),
     ({"m": TRUE[:10]}, TRUE, "The 'preds' parameter of plot_parity must be finite "

@@ -93,5 +93,5 @@ def plot_exits(curve: ThresholdCurve, path: str | Path, names: list[str] | None 
         ax.set_xlabel("threshold", fontsize=8)
     ax.set_title("overall accuracy", fontsize=9)
     with atomic_path(target) as tmp:
-        fig.savefig(tmp, dpi=110, format=target.suffix[1:].lower())
+        fig.savefig(tmp, dpi=110, format=v.plot_format(target))
     return target

@@ -79,7 +79,7 @@ class SweepResult:
         shaded 95% band, one line per chain and value of the other parameters."""
         check_outputs(plot=path)
         fig = _figure(self)
-        return _atomic(path, lambda tmp: fig.savefig(tmp, format=Path(path).suffix[1:], dpi=120))
+        return _atomic(path, lambda tmp: fig.savefig(tmp, format=v.plot_format(path), dpi=120))
 
 
 def _num(x: Any) -> float:
@@ -155,13 +155,9 @@ def check_outputs(table: str | Path | None = None, plot: str | Path | None = Non
             _pyarrow(table)
         _writable("results table", Path(table))
     if plot is not None:
-        from matplotlib.backend_bases import FigureCanvasBase
-
-        suffix = Path(plot).suffix[1:]
-        known = FigureCanvasBase.get_supported_filetypes()
-        if suffix not in known:
+        if v.plot_format(plot) is None:
             raise SweepError(f"The plot {str(plot)!r} must end in one of "
-                             f"{', '.join('.' + k for k in sorted(known))}.")
+                             f"{', '.join('.' + k for k in v.plot_formats())}.")
         _writable("plot", Path(plot))
 
 

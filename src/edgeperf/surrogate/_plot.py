@@ -82,5 +82,5 @@ def plot_parity(preds: Mapping[str, object], true: object, path: str | Path, *,
     if title:
         fig.suptitle(title, fontsize=10)
     with atomic_path(target) as tmp:
-        fig.savefig(tmp, dpi=110, format=target.suffix[1:].lower())
+        fig.savefig(tmp, dpi=110, format=v.plot_format(target))
     return target
