@@ -24,10 +24,10 @@ def _model_dir(scenario: Path) -> Path:
     import yaml
 
     from .io import ScenarioError
-    from .io._files import read_text
+    from .io._files import load_yaml, read_text
 
     try:
-        data = yaml.safe_load(read_text(scenario))
+        data = load_yaml(read_text(scenario))
         profile = data["model"]["profile"]
     except (yaml.YAMLError, KeyError, TypeError):
         raise ScenarioError(f"{scenario}: names no model profile (model: {{profile: ...}}); "

@@ -289,6 +289,45 @@ def test_bad_indentation_names_the_line(tmp_path):
         load_scenario(file)
 
 
+def test_a_key_given_twice_names_the_key_and_its_line(tmp_path):
+    # YAML alone keeps the last value silently: a rate typed twice would go unnoticed
+    text = EXAMPLE.read_text(encoding="utf-8").replace("rate: 26.0", "rate: 26.0, rate: 30.0")
+    assert text != EXAMPLE.read_text(encoding="utf-8")
+    file = tmp_path / "twice.yaml"
+    file.write_text(text, encoding="utf-8")
+    line = next(i for i, row in enumerate(text.splitlines(), 1) if "rate: 30.0" in row)
+    with pytest.raises(ScenarioError, match="^" + re.escape(
+            f"{file}: is not valid YAML or JSON at line {line}: key 'rate' is given "
+            "twice.") + "$"):
+        load_scenario(file)
+
+
+def test_a_merge_key_may_repeat_what_it_merges(tmp_path):
+    file = tmp_path / "merge.yaml"
+    text = EXAMPLE.read_text(encoding="utf-8").replace(
+        "arrival: {process: poisson, rate: 26.0}",
+        "arrival: {<<: {process: poisson, rate: 1.0}, rate: 26.0}")
+    assert text != EXAMPLE.read_text(encoding="utf-8")
+    file.write_text(text, encoding="utf-8")
+    assert load_scenario(file) == EXPECTED
+
+
+@pytest.mark.parametrize("written", ["2.6e1", "2.6E+1", "26e0", "260e-1", "+26e0"])
+def test_numbers_in_e_notation_need_no_dot(tmp_path, written):
+    # YAML 1.1 reads 26e0 as text (it wants 26.0e0); YAML 1.2 and JSON read a number
+    file = tmp_path / "e.yaml"
+    file.write_text(EXAMPLE.read_text(encoding="utf-8").replace("rate: 26.0", f"rate: {written}"),
+                    encoding="utf-8")
+    assert load_scenario(file) == EXPECTED
+
+
+@pytest.mark.parametrize("text", ["e1", "1e", "1e1e1", "1-e1"])
+def test_text_that_only_looks_like_e_notation_stays_text(text):
+    from edgeperf.io._files import load_yaml
+
+    assert load_yaml(f"a: {text}") == {"a": text}
+
+
 @pytest.mark.parametrize("text, kind", [("- a\n- b\n", "list"), ("just text\n", "str"),
                                         ("42\n", "int"), ("", "NoneType"),
                                         ("# only a comment\n", "NoneType")])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +19,36 @@ from ._specs import FILE_NAMES, TAGS, UNION_FIELDS, UNION_MAPS, LawSpec, Scenari
 __all__ = ["ScenarioError", "load_scenario", "parse_scenario", "law_from_spec"]
 
 _LAW_ADAPTER: TypeAdapter = TypeAdapter(LawSpec)
+
+
+class _Loader(yaml.SafeLoader):
+    """YAML's safe loader with two traps removed: ``1e-3`` is a number (YAML
+    1.1 wants a dot, ``1.0e-3``, and reads ``1e-3`` as text), and a key given
+    twice in one mapping is an error (YAML keeps the last one silently)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict:
+        seen: set[Any] = set()
+        for key_node, _ in node.value:
+            if not isinstance(key_node, yaml.ScalarNode) or key_node.tag.endswith(":merge"):
+                continue  # merge keys (<<) may repeat what they merge; others are text
+            key = self.construct_object(key_node, deep=deep)  # type: ignore[no-untyped-call]
+            if key in seen:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"key {key!r} is given twice", key_node.start_mark)
+            seen.add(key)
+        return super().construct_mapping(node, deep=deep)
+
+
+_Loader.yaml_implicit_resolvers = {  # a copy: SafeLoader's own table stays as it is
+    first: list(resolvers) for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()}
+_Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^[-+]?(?:[0-9][0-9_]*)(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"), list("-+0123456789"))
+
+
+def load_yaml(text: str) -> Any:
+    """YAML (or JSON) text as Python data, by :class:`_Loader`'s rules."""
+    return yaml.load(text, Loader=_Loader)  # noqa: S506 (a SafeLoader)
 
 
 class ScenarioError(InvalidParameterError):
@@ -112,7 +143,7 @@ def load_scenario(path: str | Path) -> System:
     file = v.path("load_scenario", "path", path)
     text = read_text(file)
     try:
-        data = yaml.safe_load(text)  # YAML is a superset of JSON
+        data = load_yaml(text)  # YAML is a superset of JSON
     except yaml.YAMLError as err:
         mark = getattr(err, "problem_mark", None)
         line = f" at line {mark.line + 1}" if mark is not None else ""

@@ -11,7 +11,7 @@ import yaml
 from .. import _validation as v
 from .._atomic import atomic_path
 from ..io import load_scenario
-from ..io._files import read_text
+from ..io._files import load_yaml, read_text
 from ._decision import PlacementDecision
 
 __all__ = ["write_placed_scenario"]
@@ -26,7 +26,7 @@ def write_placed_scenario(scenario: str | Path, decision: PlacementDecision,
     copy is read back before it replaces anything, so a bad result never lands."""
     source = v.path("write_placed_scenario", "scenario", scenario)
     target = v.path("write_placed_scenario", "out", out)
-    data = yaml.safe_load(read_text(source))
+    data = load_yaml(read_text(source))
     entries = {decision.chain: data} if "chains" not in data else \
         {c["name"]: c for c in data["chains"]}
     for name, entry in entries.items():

@@ -189,10 +189,9 @@ def run_sweep(scenarios: Mapping[str, Any] | Sequence[Mapping[str, Any] | System
 
 def sweep_file(path: str | Path, sets: Sequence[str], **kwargs: Any) -> SweepResult:
     """``run_sweep`` over a scenario file; the file itself must be valid first."""
-    import yaml
-
     from ..io import load_scenario
+    from ..io._files import load_yaml
 
     load_scenario(path)  # one clear message for an unreadable or invalid base file
-    data = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+    data = load_yaml(Path(path).read_text(encoding="utf-8"))
     return run_sweep(data, sets, source=str(path), base=Path(path).parent, **kwargs)
