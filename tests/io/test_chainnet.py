@@ -316,3 +316,17 @@ def test_a_bad_set_writes_nothing(tmp_path):
     with pytest.raises(ScenarioError, match=r"path\.txt: line 3"):
         import_chainnet(tmp_path / "data", tmp_path / "out")
     assert not (tmp_path / "out").exists()
+
+
+def test_a_smaller_import_over_a_larger_one_is_refused_before_anything_is_written(tmp_path):
+    out = tmp_path / "out"
+    import_chainnet(write_set(tmp_path / "data"), out)
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    with pytest.raises(ScenarioError, match=re.escape(
+            f"import_chainnet: out {out} holds 1 sample file(s) this import would not replace "
+            "(sample_00001.yaml, ...), and its labels.json would no longer cover them; remove "
+            "them or choose another folder.") + "$"):
+        import_chainnet(tmp_path / "data", out, samples=1)
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+    again = import_chainnet(tmp_path / "data", out)  # the same import again is fine
+    assert sorted(again) == sorted(out.iterdir())

@@ -246,7 +246,9 @@ def import_chainnet(directory: str | Path, out: str | Path,
     (rows ``{sample, chain, tput_ratio, response_time, throughput}``) into ``out``.
 
     Returns the paths written, the scenarios first and labels.json last. Every
-    scenario is checked with :func:`parse_scenario` before anything is written.
+    scenario is checked with :func:`parse_scenario` before anything is written,
+    and so is ``out``: a folder holding samples this import would not replace
+    (from a larger one) is refused, as labels.json would no longer cover them.
     """
     folder = v.path("import_chainnet", "directory", directory, kind="folder")
     target = v.path("import_chainnet", "out", out, kind="folder")
@@ -257,6 +259,12 @@ def import_chainnet(directory: str | Path, out: str | Path,
     in_the_way = [p for p in paths if p.is_dir()]  # found now, not after half the files
     if in_the_way:
         raise ScenarioError(f"{in_the_way[0]}: cannot be written: it is a folder.")
+    stale = sorted(set(target.glob("sample_[0-9][0-9][0-9][0-9][0-9].yaml")) - set(paths))
+    if stale:  # labels.json would no longer cover them: the folder would mix two imports
+        raise ScenarioError(f"import_chainnet: out {target} holds {len(stale)} sample file(s) "
+                            f"this import would not replace ({stale[0].name}, ...), and its "
+                            "labels.json would no longer cover them; remove them or choose "
+                            "another folder.")
     try:
         target.mkdir(parents=True, exist_ok=True)
         for sample, path in zip(read, paths):
