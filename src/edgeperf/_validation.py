@@ -78,6 +78,22 @@ def integer(owner: str, name: str, value: object, *, low: int) -> int:
     return int(value)  # type: ignore[call-overload]
 
 
+def usable_cores() -> int:
+    """The cores this process may run on (its affinity where the OS says, else all)."""
+    affinity = getattr(os, "sched_getaffinity", None)
+    return len(affinity(0)) if affinity is not None else os.cpu_count() or 1
+
+
+def cores(owner: str, name: str, value: object) -> int:
+    """A count of threads or processes to run here: an int from 1 to the usable
+    cores (more only time-slice the same cores, and thousands hang the start)."""
+    most = usable_cores()
+    if not is_int(value) or not 1 <= value <= most:  # type: ignore[operator]
+        raise fail(owner, name, f"an int from 1 to {most}, the cores this machine lets it use",
+                   value)
+    return int(value)  # type: ignore[call-overload]
+
+
 #: The largest seed torch's generators take (numpy's take any int >= 0);
 #: scikit-learn's random_state takes at most 2**32 - 1.
 SEED_MAX = 2**64 - 1

@@ -12,6 +12,7 @@ import pytest
 torch = pytest.importorskip("torch")
 from torch import nn  # noqa: E402
 
+from edgeperf._validation import usable_cores  # noqa: E402
 from edgeperf.exceptions import InvalidParameterError  # noqa: E402
 from edgeperf.profiling import (LatencyStats, Profile, count_flops, load_profile,  # noqa: E402
                                 measure_paths, measure_profile, parameter_bytes, tensor_bytes)
@@ -213,11 +214,15 @@ def test_a_module_without_the_contract_is_rejected():
         measure_paths(nn.Linear(2, 2))
 
 
+CORES = usable_cores()
+
+
 @pytest.mark.parametrize("kwargs, message", [
     ({"repetitions": 1},
      "The 'repetitions' parameter of measure_profile must be an int >= 2. Got 1."),
     ({"warmup": -1}, "The 'warmup' parameter of measure_profile must be an int >= 0. Got -1."),
-    ({"threads": 0}, "The 'threads' parameter of measure_profile must be an int >= 1. Got 0."),
+    *(({"threads": n}, f"The 'threads' parameter of measure_profile must be an int from 1 to "
+       f"{CORES}, the cores this machine lets it use. Got {n}.") for n in (0, CORES + 1)),
 ])
 def test_bad_counts_are_rejected(net, kwargs, message):
     with pytest.raises(InvalidParameterError, match=exactly(message)):

@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 import torch
 
+from edgeperf._validation import usable_cores
 from edgeperf.exceptions import InvalidParameterError, NotFittedError
 from edgeperf.io import parse_scenario
 from edgeperf.surrogate import random_deployment
@@ -152,6 +153,9 @@ def test_train_errors(graphs):
     with pytest.raises(InvalidParameterError, match=r"'seed' parameter of train must be an int "
                                                     r"from 0 to 2\*\*64 - 1"):
         train(model, graphs[:4], graphs[4:8], seed=2**64)  # past what torch's generators take
+    with pytest.raises(InvalidParameterError, match=r"'threads' parameter of train must be an "
+                                                    r"int from 1 to \d+, the cores this machine"):
+        train(model, graphs[:4], graphs[4:8], threads=usable_cores() + 1)
     with pytest.raises(InvalidParameterError, match="AnalyticModel needs no training"):
         train(AnalyticModel(), graphs[:4], graphs[4:8])
     with pytest.raises(InvalidParameterError, match="'val_graphs' parameter of train must be "

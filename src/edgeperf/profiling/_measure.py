@@ -167,7 +167,7 @@ def _measuring(owner: str, net: Any, threads: int | None) -> Iterator[None]:
 
     was_training, before = net.training, torch.get_num_threads()
     if threads is not None:
-        torch.set_num_threads(v.integer(owner, "threads", threads, low=1))
+        torch.set_num_threads(v.cores(owner, "threads", threads))
     net.eval()
     try:
         with torch.inference_mode():

@@ -141,7 +141,7 @@ def _check(model: object, epochs: int, lr: float, batch_size: int, patience: int
     v.integer("train", "batch_size", batch_size, low=1)
     v.integer("train", "patience", patience, low=1)
     v.seed("train", "seed", seed)
-    v.integer("train", "threads", threads, low=1)
+    v.cores("train", "threads", threads)
 
 
 def train(model: SurrogateModel, train_graphs: Sequence[DeploymentGraph],
