@@ -81,7 +81,8 @@ def run_command(
     jobs: Annotated[int, typer.Option(help="Simulated arrivals per replication.")] = 20_000,
     out: Annotated[Path | None, typer.Option(
         help="Write measured/analytic/simulated as JSON to this file.")] = None,
-    threads: Annotated[int, typer.Option(help="torch threads of each worker.")] = 1,
+    threads: Annotated[int, typer.Option(
+        help="torch threads of each worker, at most this host's cores.")] = 1,
     deployment_file: Annotated[Path | None, typer.Option(
         "--deployment", help="Run this deployment instead of planning one on loopback: "
         "workers bound to other hosts must be running there (edgeperf worker "
@@ -114,7 +115,7 @@ def run_command(
     else:
         spec = _policy(threshold, policy, loss_target, n_exits, lookup)
         deployment = plan_deployment(system, folder, scenario_path=scenario, thresholds=spec,
-                                     threads=v.integer("run", "threads", threads, low=1))
+                                     threads=v.cores("run", "threads", threads))
     if save_deployment is not None:
         deployment.save(save_deployment)
     remote = {w.device for w in deployment.workers if not _local(w.bind)}

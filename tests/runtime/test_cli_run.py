@@ -77,6 +77,9 @@ def test_bad_options_are_one_line(capsys, scenario):
     assert_one_error_line(*run(capsys, "run", str(scenario), "--lookup", str(scenario)),
                           "The 'lookup' parameter of run must be given only with --policy "
                           "bayes_lookup.*")
+    assert_one_error_line(*run(capsys, "run", str(scenario), "--threads", "100000"),
+                          "The 'threads' parameter of run must be an int from 1 to .*, the "
+                          "cores this machine lets it use. Got 100000.")
     for option in ("--out", "--save-deployment"):  # checked before any worker starts
         assert_one_error_line(
             *run(capsys, "run", str(scenario), option, str(scenario.parent / "no" / "x.json")),
