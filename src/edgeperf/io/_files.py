@@ -39,16 +39,14 @@ class _Loader(yaml.SafeLoader):
         return super().construct_mapping(node, deep=deep)
 
 
-_Loader.yaml_implicit_resolvers = {  # a copy: SafeLoader's own table stays as it is
-    first: list(resolvers) for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()}
-_Loader.add_implicit_resolver(
+_Loader.add_implicit_resolver(  # on a copy of SafeLoader's table, which stays as it is
     "tag:yaml.org,2002:float",
     re.compile(r"^[-+]?(?:[0-9][0-9_]*)(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"), list("-+0123456789"))
 
 
 def load_yaml(text: str) -> Any:
     """YAML (or JSON) text as Python data, by :class:`_Loader`'s rules."""
-    return yaml.load(text, Loader=_Loader)  # noqa: S506 (a SafeLoader)
+    return yaml.load(text, Loader=_Loader)  # a SafeLoader: builds plain data only
 
 
 class ScenarioError(InvalidParameterError):
