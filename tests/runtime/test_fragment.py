@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import torch
 
+from edgeperf._validation import usable_cores
 from edgeperf.earlyexit import load_trained
 from edgeperf.earlyexit._confidence import confidence
 from edgeperf.exceptions import InvalidParameterError
@@ -54,6 +55,9 @@ def test_bad_blocks_and_shapes_are_refused(tiny_model, whole):
     net, _ = whole
     with pytest.raises(InvalidParameterError, match="block indices 0 <= first <= last"):
         Fragment.load(tiny_model, 3, len(net.blocks))
+    with pytest.raises(InvalidParameterError, match=r"'threads' parameter of Fragment.load "
+                                                    r"must be an int from 1 to \d+, the cores"):
+        Fragment.load(tiny_model, 0, 2, threads=usable_cores() + 1)  # its host's cores
     fragment = Fragment.load(tiny_model, 0, 2)
     with pytest.raises(InvalidParameterError, match=r"activation of shape \(1, 1, 32, 32\)"):
         fragment.run(np.zeros((2, 1, 32, 32), dtype=np.float32))

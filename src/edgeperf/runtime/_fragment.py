@@ -51,8 +51,7 @@ class Fragment:
 
         from ..earlyexit import load_trained
 
-        v.integer("Fragment.load", "threads", threads, low=1)
-        torch.set_num_threads(threads)
+        torch.set_num_threads(v.cores("Fragment.load", "threads", threads))  # on its own host
         trained = load_trained(model_dir)
         net = trained.net.eval()
         n = len(net.blocks)
