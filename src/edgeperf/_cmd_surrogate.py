@@ -10,7 +10,7 @@ from typing import Annotated
 
 import typer
 
-from ._validation import SEED_MAX
+from ._validation import SEED_MAX, cores
 
 surrogate_app = typer.Typer(no_args_is_help=True, help="The learned twin: a ChainNet-style GNN "
                             "trained on deployments the simulator labels.")
@@ -46,13 +46,17 @@ def generate_command(
     jobs: Annotated[int, typer.Option(help="Arrivals simulated per replication.",
                                       min=100)] = 30_000,
     replications: Annotated[int, typer.Option(help="Independent replications each.", min=1)] = 2,
-    workers: Annotated[int, typer.Option(help="Local dask worker processes.", min=1)] = 2,
+    workers: Annotated[int | None, typer.Option(
+        help="Local dask worker processes, at most this machine's cores (default 2).",
+        min=1)] = None,
 ) -> None:
     """Draw random deployments and label them with the event engine: a training set."""
     from .surrogate._dataset import save_dataset
     from .surrogate._generate import generate_dataset
 
     _check_out(out)
+    if workers is not None:
+        cores("surrogate generate", "--workers", workers)
     data = generate_dataset(samples, regime=regime.value, seed=seed, jobs=jobs,
                             replications=replications, n_workers=workers)
     save_dataset(data.samples, out, meta=data.meta)

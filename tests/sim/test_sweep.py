@@ -14,6 +14,7 @@ from dataclasses import replace
 import cloudpickle
 import pytest
 
+from edgeperf._validation import usable_cores
 from edgeperf.exceptions import InvalidParameterError
 from edgeperf.io import ScenarioError, parse_scenario
 from edgeperf.model import Metrics
@@ -101,6 +102,11 @@ def test_run_sweep_checks_its_arguments(pi_server):
     with pytest.raises(InvalidParameterError, match=r"^The 'client' parameter of run_sweep must "
                        r"be an open dask Client\. Got 'NoCluster'\.$"):
         run_sweep(pi_server, ["workload.arrival.rate=1"], client=NoCluster())
+    for count in (0, usable_cores() + 1):  # refused before a local cluster starts
+        with pytest.raises(InvalidParameterError, match=r"^The 'n_workers' parameter of "
+                           r"run_sweep must be an int from 1 to \d+, the cores this machine lets "
+                           rf"it use\. Got {count}\.$"):
+            run_sweep(pi_server, ["workload.arrival.rate=1"], n_workers=count)
 
 
 # --------------------------------------------------------------------------- running

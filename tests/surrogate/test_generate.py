@@ -240,6 +240,9 @@ def test_the_command_writes_a_data_set(capsys, tmp_path, edgeperf_cli):
                                            r"be a file name ending in .npz. Got 'x.csv'\."),
     (["--samples", "2", "--out", "no/such/x.npz"], r"The '--out' parameter .*must be a file in "
                                                    r"an existing folder. Got 'no/such/x.npz'\."),
+    (["--samples", "2", "--workers", "100000"], r"The '--workers' parameter of surrogate generate "
+                                                r"must be an int from 1 to \d+, the cores .* Got "
+                                                r"100000\."),
 ])
 def test_bad_input_is_one_line_and_exit_2(capsys, edgeperf_cli, argv, pattern):
     if "--out" not in argv:

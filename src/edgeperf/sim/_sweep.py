@@ -59,7 +59,8 @@ def _evaluate_point(system: System, seed: int, *, evaluate: Any, jobs: int,
 
 
 @contextmanager
-def _connect(client: Any, scheduler: str | None, n_workers: int, timeout: float) -> Iterator[Any]:
+def _connect(client: Any, scheduler: str | None, n_workers: int | None,
+             timeout: float) -> Iterator[Any]:
     """The given client, one to the scheduler at ``scheduler``, or a local cluster;
     whatever is opened here is closed here."""
     from distributed import Client, LocalCluster
@@ -153,7 +154,7 @@ def _prepare(scenarios: Any, sets: Any, source: str, base: str | Path
 def run_sweep(scenarios: Mapping[str, Any] | Sequence[Mapping[str, Any] | System],
               sets: Sequence[str] | Mapping[str, Sequence[Any]] | None = None, *,
               evaluate: Evaluate | Any = simulate_point, client: Any = None,
-              scheduler: str | None = None, n_workers: int = 2, timeout: float = 10.0,
+              scheduler: str | None = None, n_workers: int | None = None, timeout: float = 10.0,
               jobs: int = 50_000, replications: int = 5, seed: int = 0, progress: bool = True,
               source: str = "<scenario>", base: str | Path = ".") -> SweepResult:
     """Evaluate a grid of variants of one scenario, or a list of scenarios, on dask.
@@ -165,12 +166,15 @@ def run_sweep(scenarios: Mapping[str, Any] | Sequence[Mapping[str, Any] | System
     returns Metrics by chain name (or one Metrics), or is an object with
     ``evaluate(system) -> Metrics``. ``client`` is an open dask Client;
     otherwise ``scheduler`` is the address of a running scheduler; otherwise a
-    local cluster of ``n_workers`` processes is started and closed.
+    local cluster of ``n_workers`` processes is started and closed: at most the
+    cores this process may use, and by default two (or one on a one-core machine).
     """
     v.integer("run_sweep", "jobs", jobs, low=1)
     v.integer("run_sweep", "replications", replications, low=1)
     v.integer("run_sweep", "seed", seed, low=0)
-    v.integer("run_sweep", "n_workers", n_workers, low=1)
+    if client is None and scheduler is None:  # a local cluster: its workers share our cores
+        n_workers = min(2, v.usable_cores()) if n_workers is None else \
+            v.cores("run_sweep", "n_workers", n_workers)
     params, points, systems = _prepare(scenarios, sets, source, base)
     with _connect(client, scheduler, n_workers, v.positive("run_sweep", "timeout", timeout)) as c:
         outcomes = _gather(c, systems, seed, progress, evaluate=evaluate, jobs=jobs,

@@ -289,11 +289,12 @@ def _samples(scenarios: list[dict], rows: tuple[dict[str, Any], ...]) -> list[Sa
 
 
 def generate_dataset(n: int, *, regime: str | Regime = "chainnet", seed: int = 0,
-                     jobs: int = 30_000, replications: int = 2, n_workers: int = 2,
+                     jobs: int = 30_000, replications: int = 2, n_workers: int | None = None,
                      client: Any = None, progress: bool = True) -> Dataset:
     """``n`` deployments labelled by the event engine on dask (``client``, or a local
-    cluster of ``n_workers`` processes). A deployment whose simulation fails is
-    left out; ``meta`` says how many (``skipped``) and why (``failures``, the first 10).
+    cluster of ``n_workers`` processes, as :func:`edgeperf.sim.run_sweep` starts).
+    A deployment whose simulation fails is left out; ``meta`` says how many
+    (``skipped``) and why (``failures``, the first 10).
     If every one fails there is no data set: an EdgePerfError says why."""
     from ..sim import run_sweep
 
@@ -315,7 +316,7 @@ def generate_dataset(n: int, *, regime: str | Regime = "chainnet", seed: int = 0
 
 
 def generate(n: int, *, regime: str | Regime = "chainnet", seed: int = 0, jobs: int = 30_000,
-             replications: int = 2, n_workers: int = 2, client: Any = None,
+             replications: int = 2, n_workers: int | None = None, client: Any = None,
              progress: bool = True) -> list[Sample]:
     """The samples of :func:`generate_dataset`; skipped deployments raise a
     RuntimeWarning that says how many."""
