@@ -116,6 +116,13 @@ def test_bad_json_text():
         law_from_spec('{"kind": "gamma"')
 
 
+def test_a_key_given_twice_in_json_text():
+    with pytest.raises(ScenarioError, match=exactly(
+            "--service: is not valid JSON: key 'mean' is given twice. Got "
+            "'{\"kind\": \"exponential\", \"mean\": 1, \"mean\": 2}'.")):
+        law_from_spec('{"kind": "exponential", "mean": 1, "mean": 2}', source="--service")
+
+
 def test_bad_json_text_names_the_source():
     with pytest.raises(ScenarioError, match=exactly(
             "--service: is not valid JSON: Expecting property name enclosed in double quotes "

@@ -157,8 +157,18 @@ def law_from_spec(spec: dict | str, source: str = "service") -> ServiceLaw:
     0.25
     """
     if isinstance(spec, str):
+        text = spec
+
+        def unique(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+            keys = [key for key, _ in pairs]
+            twice = [key for i, key in enumerate(keys) if key in keys[:i]]
+            if twice:  # json keeps the last one silently, as YAML does
+                raise ScenarioError(f"{source}: is not valid JSON: key {twice[0]!r} is given "
+                                    f"twice. Got {text!r}.")
+            return dict(pairs)
+
         try:
-            spec = json.loads(spec)
+            spec = json.loads(spec, object_pairs_hook=unique)
         except json.JSONDecodeError as err:
             raise ScenarioError(f"{source}: is not valid JSON: {err.msg} at column {err.colno}. "
                                 f"Got {spec!r}.") from None
