@@ -19,6 +19,7 @@ import numpy as np
 
 from .. import _validation as v
 from .._atomic import atomic_path
+from .._npz import load_npz
 
 __all__ = ["ExitTable"]
 
@@ -136,13 +137,7 @@ class ExitTable:
         """Read a table written by :meth:`save`; a bad file raises one clear error."""
         rule = ".npz file holding arrays 'confidence' and 'correct' [samples, exits]"
         try:
-            # numpy reads any other file as a pickle, refused with advice to unpickle it
-            if os.path.isfile(path) and not zipfile.is_zipfile(path):
-                raise ValueError("not an .npz archive")
-            data = np.load(path, allow_pickle=False)
-            if not isinstance(data, np.lib.npyio.NpzFile):
-                raise ValueError("not an .npz archive")
-            with data:
+            with load_npz(path) as data:
                 missing = [k for k in ("confidence", "correct") if k not in data.files]
                 if missing:
                     raise ValueError(f"missing {missing}")

@@ -48,6 +48,7 @@ import numpy as np
 
 from .. import _validation as v
 from .._atomic import atomic_path
+from .._npz import NotNpzError, load_npz
 
 __all__ = ["Sample", "Dataset", "LABELS", "save_dataset", "load_dataset", "from_chainnet"]
 
@@ -155,13 +156,12 @@ def _bad(path: Path, why: str) -> Exception:
 
 
 def _read(path: Path) -> dict[str, np.ndarray]:
-    if path.is_file() and not zipfile.is_zipfile(path):  # numpy would call it a pickle
-        raise _bad(path, "it is not an .npz archive")
     try:
-        with np.load(path, allow_pickle=False) as npz:
+        with load_npz(path) as npz:
             arrays = {a: npz[a] for a in _ARRAYS if a in npz.files}
-    except (AttributeError, EOFError, OSError, TypeError, ValueError,
-            zipfile.BadZipFile) as err:  # empty: EOFError; .npy: no "with"
+    except NotNpzError:
+        raise _bad(path, "it is not an .npz archive") from None
+    except (EOFError, OSError, ValueError, zipfile.BadZipFile) as err:
         raise _bad(path, f"it cannot be read ({' '.join(str(err).split())[:200]})") from None
     missing = [a for a in _ARRAYS if a not in arrays]
     if missing:
