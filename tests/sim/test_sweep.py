@@ -10,12 +10,14 @@ import socket
 import sys
 import time
 from dataclasses import replace
+from functools import partial
+from pathlib import Path
 
 import cloudpickle
 import pytest
 
 from edgeperf._validation import usable_cores
-from edgeperf.exceptions import InvalidParameterError
+from edgeperf.exceptions import EdgePerfError, InvalidParameterError
 from edgeperf.io import ScenarioError, parse_scenario
 from edgeperf.model import Metrics
 from edgeperf.queueing import DecompositionEvaluator
@@ -57,6 +59,14 @@ def seeded(system, *, jobs, replications, seed) -> Metrics:
 def raises_at_rate_20(system, *, jobs, replications, seed) -> Metrics:
     if system.arrival_rate == 20:
         raise RuntimeError("the simulation diverged")
+    return seeded(system, jobs=jobs, replications=replications, seed=seed)
+
+
+def refuses_at_rate_20(system, *, jobs, replications, seed, calls: Path) -> Metrics:
+    with calls.open("a") as f:  # one line per call, from whichever worker makes it
+        f.write(f"{system.arrival_rate}\n")
+    if system.arrival_rate == 20:
+        raise EdgePerfError("chain 'main': no job completed")
     return seeded(system, jobs=jobs, replications=replications, seed=seed)
 
 
@@ -168,6 +178,18 @@ def test_a_point_that_raises_is_reported_and_the_others_finish(pi_server, client
     assert ok["error"] == "" and ok["throughput"] == 0.0 and result.rows[2]["throughput"] == 2.0
     assert bad["error"] == "RuntimeError: the simulation diverged"
     assert all(bad[m] is None for m in METRICS)
+
+
+def test_a_refused_point_is_reported_once_and_not_retried(pi_server, client, tmp_path):
+    # the evaluator's own error is a reason, which the point's seed would give again:
+    # retrying it (as a crash is) would only triple its cost and its log lines
+    calls = tmp_path / "calls.txt"
+    result = run_sweep(pi_server, ["workload.arrival.rate=10,20,30"],
+                       evaluate=partial(refuses_at_rate_20, calls=calls), client=client, **FAST)
+    assert [(f.index, f.error) for f in result.failed] == \
+        [(1, "EdgePerfError: chain 'main': no job completed")]
+    assert sorted(calls.read_text().split()) == ["10.0", "20.0", "30.0"]
+    assert [r["throughput"] for r in result.rows] == [0.0, None, 2.0]
 
 
 def test_an_unsupported_point_is_reported_with_the_evaluators_message(pi_server, client):

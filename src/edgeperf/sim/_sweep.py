@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from .. import _validation as v
+from ..exceptions import EdgePerfError
 from ..model import Metrics, System
 from ._grid import Point, SweepError, apply_point, check_paths, grid_points, point_label
 from ._sweep_table import METRICS, FailedPoint, SweepResult
@@ -39,12 +40,16 @@ def simulate_point(system: System, *, jobs: int, replications: int,
 
 
 def _evaluate_point(system: System, seed: int, *, evaluate: Any, jobs: int,
-                    replications: int) -> dict[str, dict[str, float | None]]:
-    """Runs on a worker: metrics and half-widths of each chain as plain numbers."""
-    if hasattr(evaluate, "evaluate"):  # an Evaluator object: evaluate(system) -> Metrics
-        result = evaluate.evaluate(system)
-    else:
-        result = evaluate(system, jobs=jobs, replications=replications, seed=seed)
+                    replications: int) -> dict[str, dict[str, float | None]] | str:
+    """Runs on a worker: metrics and half-widths of each chain as plain numbers, or
+    the text of the evaluator's refusal."""
+    try:
+        if hasattr(evaluate, "evaluate"):  # an Evaluator object: evaluate(system) -> Metrics
+            result = evaluate.evaluate(system)
+        else:
+            result = evaluate(system, jobs=jobs, replications=replications, seed=seed)
+    except EdgePerfError as err:  # a refusal with its reason: the point's seed gives it again,
+        return _error_text(err)   # so it is not retried, nor logged by the worker as a crash
     if isinstance(result, Metrics):
         result = {system.chains[0].name if len(system.chains) == 1 else "all": result}
     out = {}
@@ -93,7 +98,11 @@ def _failure(future: Any) -> str:
     """One line of text for a future that did not finish."""
     if future.status != "error":
         return f"the task was {future.status} (lost contact with the scheduler?)"
-    err = future.exception()
+    return _error_text(future.exception())
+
+
+def _error_text(err: BaseException) -> str:
+    """One line: the exception's type and message."""
     text = " ".join(str(err).split()) or "(no message)"
     return f"{type(err).__name__}: {text[:400]}"
 
@@ -118,10 +127,8 @@ def _gather(client: Any, systems: Sequence[System], seed: int, progress: bool,
         failed = 0
         for future in as_completed(futures, loop=client.loop):
             i = index[future.key]
-            if future.status == "finished":
-                out[i] = future.result()
-            else:
-                out[i], failed = _failure(future), failed + 1
+            out[i] = future.result() if future.status == "finished" else _failure(future)
+            failed += isinstance(out[i], str)
             future.release()
             bar.update(task, advance=1, failed=failed)
     return out
