@@ -63,6 +63,11 @@ def test_sample_mean_within_confidence_interval(law):
     assert abs(x.mean() - law.mean) <= half
 
 
+@pytest.mark.parametrize("law", LAWS, ids=IDS)
+def test_sample_of_none_is_empty(law):
+    assert law.sample(np.random.default_rng(0), 0).shape == (0,)
+
+
 def test_same_seed_same_samples():
     law = LAWS[6]
     a = law.sample(np.random.default_rng(3), 10)
@@ -154,6 +159,9 @@ def test_scaled_divides_by_speed(law):
     (lambda: Sum((1.0,)), "The 'components' parameter of Sum must be a non-empty list of service laws"),
     (lambda: Exponential(1.0).arrival_pmf(-1.0, 3), "The 'arrival_rate' parameter of Exponential.arrival_pmf must be a finite number >= 0. Got -1.0."),
     (lambda: Exponential(1.0).arrival_pmf(1.0, 0), "The 'n' parameter of Exponential.arrival_pmf must be an int >= 1. Got 0."),
+    (lambda: Gamma(2, 1.0).sample(np.random.default_rng(0), -1), "The 'n' parameter of Gamma.sample must be an int >= 0. Got -1."),
+    (lambda: Mixture((Exponential(1.0),), (1.0,)).sample(np.random.default_rng(0), 2.5), "The 'n' parameter of Mixture.sample must be an int >= 0. Got 2.5."),
+    (lambda: Deterministic(1.0).sample(0, 3), "The 'rng' parameter of Deterministic.sample must be a numpy Generator (numpy.random.default_rng(seed)). Got 'int'."),
     (lambda: Exponential(1.0).scaled(0), "The 'factor' parameter of Exponential.scaled must be a finite number > 0. Got 0."),
     (lambda: poisson_pmf(None, 3), "The 'mean_count' parameter of poisson_pmf must be a finite mean >= 0 or a 1-D array of them. Got None."),
     (lambda: poisson_pmf([1.0, -1.0], 3), r"The 'mean_count' parameter of poisson_pmf must be a finite mean >= 0 or a 1-D array of them. Got \[1.0, -1.0\]."),

@@ -88,9 +88,16 @@ class ServiceLaw(ABC):
     def second_moment(self) -> float:
         return self.mean**2 * (1.0 + self.scv)
 
-    @abstractmethod
     def sample(self, rng: np.random.Generator, n: int) -> np.ndarray:
-        """n independent service times in seconds."""
+        """n independent service times in seconds, drawn from ``rng``."""
+        owner = type(self).__name__ + ".sample"
+        if not isinstance(rng, np.random.Generator):
+            raise v.fail(owner, "rng", "a numpy Generator (numpy.random.default_rng(seed))",
+                         type(rng).__name__)
+        return self._sample(rng, v.integer(owner, "n", n, low=0))
+
+    @abstractmethod
+    def _sample(self, rng: np.random.Generator, n: int) -> np.ndarray: ...
 
     @abstractmethod
     def _pmf(self, arrival_rate: float, n: int) -> np.ndarray: ...
@@ -134,7 +141,7 @@ class Deterministic(ServiceLaw):
     def scv(self) -> float:
         return 0.0
 
-    def sample(self, rng: np.random.Generator, n: int) -> np.ndarray:
+    def _sample(self, rng: np.random.Generator, n: int) -> np.ndarray:
         return np.full(n, float(self.value))
 
     def _pmf(self, arrival_rate: float, n: int) -> np.ndarray:
@@ -160,7 +167,7 @@ class Exponential(ServiceLaw):
     def scv(self) -> float:
         return 1.0
 
-    def sample(self, rng: np.random.Generator, n: int) -> np.ndarray:
+    def _sample(self, rng: np.random.Generator, n: int) -> np.ndarray:
         return rng.exponential(self.mean, n)
 
     def _pmf(self, arrival_rate: float, n: int) -> np.ndarray:
@@ -192,7 +199,7 @@ class Gamma(ServiceLaw):
     def scv(self) -> float:
         return 1.0 / self.shape
 
-    def sample(self, rng: np.random.Generator, n: int) -> np.ndarray:
+    def _sample(self, rng: np.random.Generator, n: int) -> np.ndarray:
         return rng.gamma(self.shape, self.mean / self.shape, n)
 
     def _pmf(self, arrival_rate: float, n: int) -> np.ndarray:
@@ -226,7 +233,7 @@ class Lognormal(ServiceLaw):
         sigma2 = math.log1p(self.scv)
         return math.log(self.mean) - sigma2 / 2.0, math.sqrt(sigma2)
 
-    def sample(self, rng: np.random.Generator, n: int) -> np.ndarray:
+    def _sample(self, rng: np.random.Generator, n: int) -> np.ndarray:
         mu, sigma = self._log_params
         return rng.lognormal(mu, sigma, n)
 
@@ -280,7 +287,7 @@ class Empirical(ServiceLaw):
     def scv(self) -> float:
         return float(self._array.var() / self._array.mean() ** 2)
 
-    def sample(self, rng: np.random.Generator, n: int) -> np.ndarray:
+    def _sample(self, rng: np.random.Generator, n: int) -> np.ndarray:
         return rng.choice(self._array, size=n, replace=True)
 
     def _pmf(self, arrival_rate: float, n: int) -> np.ndarray:
@@ -328,12 +335,12 @@ class Mixture(ServiceLaw):
         second = sum(w * c.second_moment for w, c in zip(self.weights, self.components))
         return max(second / self.mean**2 - 1.0, 0.0)  # rounding can dip below 0 for equal parts
 
-    def sample(self, rng: np.random.Generator, n: int) -> np.ndarray:
+    def _sample(self, rng: np.random.Generator, n: int) -> np.ndarray:
         which = rng.choice(len(self.components), size=n, p=self.weights)
         out = np.empty(n)
         for i, component in enumerate(self.components):
             mask = which == i
-            out[mask] = component.sample(rng, int(mask.sum()))
+            out[mask] = component._sample(rng, int(mask.sum()))
         return out
 
     def _pmf(self, arrival_rate: float, n: int) -> np.ndarray:
@@ -365,8 +372,8 @@ class Sum(ServiceLaw):
     def scv(self) -> float:
         return sum(c.variance for c in self.components) / self.mean**2
 
-    def sample(self, rng: np.random.Generator, n: int) -> np.ndarray:
-        return sum((c.sample(rng, n) for c in self.components), np.zeros(n))
+    def _sample(self, rng: np.random.Generator, n: int) -> np.ndarray:
+        return sum((c._sample(rng, n) for c in self.components), np.zeros(n))
 
     def _pmf(self, arrival_rate: float, n: int) -> np.ndarray:
         # Arrivals during independent consecutive intervals add: convolve the pmfs.

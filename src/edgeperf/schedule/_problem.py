@@ -57,8 +57,8 @@ class _Memo(ServiceLaw):
     def scv(self) -> float:
         return self.law.scv
 
-    def sample(self, rng: np.random.Generator, n: int) -> np.ndarray:
-        return self.law.sample(rng, n)
+    def _sample(self, rng: np.random.Generator, n: int) -> np.ndarray:
+        return self.law._sample(rng, n)
 
     def _pmf(self, arrival_rate: float, n: int) -> np.ndarray:
         key = (arrival_rate, n)
