@@ -16,8 +16,8 @@ from edgeperf.dists import Deterministic, Empirical, Exponential, Gamma, Lognorm
 from edgeperf.exceptions import InvalidParameterError, UnsupportedModelError
 from edgeperf.io import parse_scenario
 from edgeperf.queueing import Station, StationExit, mg1k
-from edgeperf.sim import (AssignedExits, ExitTable, ThresholdExits, replicate_chain, simulate,
-                          simulate_station)
+from edgeperf.sim import (AssignedExits, ExitTable, SimulationEvaluator, ThresholdExits,
+                          replicate_chain, simulate, simulate_station)
 
 LAWS = {"D": Deterministic(1.0), "M": Exponential(1.0), "G-scv2": Gamma(0.5, 1.0),
         "E4": Gamma(4, 1.0), "LN-scv3": Lognormal(1.0, 3.0),
@@ -164,6 +164,14 @@ def test_kernel_refuses_what_it_cannot_express():
 def test_bad_options_get_one_clear_message(option, value, message):
     with pytest.raises(InvalidParameterError, match="^" + __import__("re").escape(message)):
         simulate(_two_exit_system(), **{option: value})
+
+
+@pytest.mark.parametrize("option, value", [("jobs", 0), ("seed", 1.5), ("engine", "fast")])
+def test_simulation_evaluator_refuses_bad_options_when_made(option, value):
+    # not at each evaluate, under simulate's name: a sweep makes it once for every point
+    with pytest.raises(InvalidParameterError,
+                       match=f"^The '{option}' parameter of SimulationEvaluator must be"):
+        SimulationEvaluator(**{option: value})
 
 
 def test_trace_file_has_one_row_per_job(tmp_path):

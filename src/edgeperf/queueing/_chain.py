@@ -251,6 +251,13 @@ def _erlang_input(rate: float, phases: float, most: int, law: ServiceLaw, capaci
                                       above.queue_length_distribution)))
 
 
+def _check_methods(owner: str, method: object, station_method: object) -> None:
+    if method not in ("poisson", "two-moment"):
+        raise v.fail(owner, "method", "one of 'poisson', 'two-moment'", method)
+    if station_method not in ("exact", "mgs"):
+        raise v.fail(owner, "station_method", "one of 'exact', 'mgs'", station_method)
+
+
 def loss_chain(arrival_rate: float, stations: tuple[Station, ...] | list[Station], *,
                final_exit: str = "final", method: ChainMethod = "poisson",
                station_method: StationMethod = "exact", arrival_phases: int = 1) -> Metrics:
@@ -265,10 +272,7 @@ def loss_chain(arrival_rate: float, stations: tuple[Station, ...] | list[Station
     chain = tuple(stations)
     if not chain or not all(isinstance(s, Station) for s in chain):
         raise v.fail("loss_chain", "stations", "a non-empty list of Station", stations)
-    if method not in ("poisson", "two-moment"):
-        raise v.fail("loss_chain", "method", "one of 'poisson', 'two-moment'", method)
-    if station_method not in ("exact", "mgs"):
-        raise v.fail("loss_chain", "station_method", "one of 'exact', 'mgs'", station_method)
+    _check_methods("loss_chain", method, station_method)
 
     results: list[StationMetrics] = []
     exit_rates: dict[str, float] = {}
@@ -328,6 +332,8 @@ class DecompositionEvaluator:
 
     def __init__(self, method: ChainMethod = "poisson", station_method: StationMethod = "exact",
                  *, matched_laws: bool = False):
+        _check_methods("DecompositionEvaluator", method, station_method)
+        v.instance("DecompositionEvaluator", "matched_laws", matched_laws, bool, "True or False")
         self.method = method
         self.station_method = station_method
         self.matched_laws = matched_laws

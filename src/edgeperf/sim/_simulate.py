@@ -70,15 +70,23 @@ def _replications(seed: int, reps: int, progress: bool):
                            console=Console(stderr=True)))
 
 
+def _run_options(owner: str, jobs: object, replications: object, seed: object, warmup: object,
+                 engine: object) -> tuple[int, int, int, float, str]:
+    """The run options checked: jobs, replications, seed, warmup share, engine."""
+    checked = (v.integer(owner, "jobs", jobs, low=100),
+               v.integer(owner, "replications", replications, low=1),
+               v.integer(owner, "seed", seed, low=0),
+               v.real(owner, "warmup", warmup, low=0.0, high=0.9))
+    if engine not in _ENGINES:
+        raise v.fail(owner, "engine", f"one of {list(_ENGINES)}", engine)
+    return (*checked, str(engine))
+
+
 def _run(network: Network, *, jobs: int, replications: int, seed: int, warmup: float,
          engine: str, exits: list, policies: list, trace: str | Path | None,
          progress: bool = False) -> list[Metrics]:
-    n = v.integer("simulate", "jobs", jobs, low=100)
-    reps = v.integer("simulate", "replications", replications, low=1)
-    v.integer("simulate", "seed", seed, low=0)
-    share = v.real("simulate", "warmup", warmup, low=0.0, high=0.9)
-    if engine not in _ENGINES:
-        raise v.fail("simulate", "engine", f"one of {list(_ENGINES)}", engine)
+    n, reps, seed, share, engine = _run_options("simulate", jobs, replications, seed, warmup,
+                                                engine)
     online = {r: p for r, p in enumerate(policies) if p is not None}
     why_not = kernel_supports(network) or ("an online policy decides exits" if online else None)
     if engine == "kernel" and why_not:
@@ -199,8 +207,8 @@ class SimulationEvaluator:
 
     def __init__(self, *, jobs: int = 200_000, replications: int = 5, seed: int = 0,
                  warmup: float = 0.1, engine: Engine = "auto"):
-        self.options = {"jobs": jobs, "replications": replications, "seed": seed,
-                        "warmup": warmup, "engine": engine}
+        checked = _run_options("SimulationEvaluator", jobs, replications, seed, warmup, engine)
+        self.options = dict(zip(("jobs", "replications", "seed", "warmup", "engine"), checked))
 
     def supports(self, system: System) -> None:
         if len(system.chains) != 1:
