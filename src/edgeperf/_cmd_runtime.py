@@ -47,9 +47,9 @@ def _policy(threshold: float | None, policy: str | None, loss_target: float,
     from .runtime import ExitPolicySpec
 
     v.probability("run", "loss_target", loss_target)
+    if lookup is not None and policy != "bayes_lookup":
+        raise v.fail("run", "lookup", "given only with --policy bayes_lookup", str(lookup))
     if policy is None:
-        if lookup is not None:
-            raise v.fail("run", "lookup", "given only with --policy bayes_lookup", str(lookup))
         shared = 0.9 if threshold is None else v.real("run", "threshold", threshold, low=0.0)
         return ExitPolicySpec(thresholds=(shared,) * (n_exits - 1))
     from .schedule import ONLINE

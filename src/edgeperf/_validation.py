@@ -128,12 +128,17 @@ def listed(owner: str, name: str, value: object, rule: str,
 def instance(owner: str, name: str, value: object, kind: type | tuple[type, ...],
              rule: str) -> object:
     """``value`` itself when it is a ``kind``; ``rule`` says what it must be. The
-    error shows None or a number as itself, anything else by its type's name: a
-    System's or an array's repr would not fit one line."""
+    error shows the value :func:`brief`: a System's or an array's repr would not
+    fit one line."""
     if not isinstance(value, kind):
-        plain = value is None or isinstance(value, numbers.Number)  # bools included
-        raise fail(owner, name, rule, value if plain else type(value).__name__)
+        raise fail(owner, name, rule, brief(value))
     return value
+
+
+def brief(value: object) -> object:
+    """None or a number as itself, anything else by its type's name."""
+    plain = value is None or isinstance(value, numbers.Number)  # bools included
+    return value if plain else type(value).__name__
 
 
 def array(owner: str, name: str, value: object, rule: str,

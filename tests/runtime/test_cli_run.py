@@ -74,9 +74,11 @@ def test_bad_options_are_one_line(capsys, scenario):
                           ".*a trained model folder holding .*missing.*")
     assert_one_error_line(*run(capsys, "run", str(scenario), "--loss-target", "-1"),
                           "The 'loss_target' parameter of run must be .* Got -1.0.")
-    assert_one_error_line(*run(capsys, "run", str(scenario), "--lookup", str(scenario)),
-                          "The 'lookup' parameter of run must be given only with --policy "
-                          "bayes_lookup.*")
+    for policy in ((), ("--policy", "knapsack")):
+        assert_one_error_line(*run(capsys, "run", str(scenario), *policy, "--lookup",
+                                   str(scenario)),
+                              "The 'lookup' parameter of run must be given only with --policy "
+                              "bayes_lookup.*")
     assert_one_error_line(*run(capsys, "run", str(scenario), "--threads", "100000"),
                           "The 'threads' parameter of run must be an int from 1 to .*, the "
                           "cores this machine lets it use. Got 100000.")

@@ -6,8 +6,8 @@ import pytest
 from exit_problems import make_problem
 from edgeperf.exceptions import InfeasibleError, InvalidParameterError
 from edgeperf.queueing import mg1k
-from edgeperf.schedule import (ProbabilityDecision, predict, problem_of, simulate_decision,
-                               static, static_tuned)
+from edgeperf.schedule import (ProbabilityDecision, online_policy, predict, problem_of,
+                               simulate_decision, solve, static, static_tuned)
 
 
 def test_exit_laws_add_the_blocks_up_to_each_exit(problem):
@@ -99,6 +99,20 @@ def test_bad_problems_are_refused(kwargs, message):
     (lambda p: static_tuned(p, grid="fine"), "The 'grid' parameter of static_tuned must be a "
                                              "non-empty 1-D array of thresholds >= 0. "
                                              "Got 'fine'."),
+    (lambda p: predict(p, ProbabilityDecision(policy="x", probabilities=(0.5, 0.7, 0.0, 0.0))),
+     "The 'probabilities' parameter of ProbabilityDecision must be 4 non-negative finite "
+     "numbers summing to 1. Got [0.5, 0.7, 0.0, 0.0]."),
+    (lambda p: predict(p, ProbabilityDecision(policy="x", probabilities=(1.0,))),
+     "The 'probabilities' parameter of ProbabilityDecision must be 4 non-negative finite "
+     "numbers summing to 1. Got [1.0]."),
+    (lambda p: p.loss([-1.0, 2.0, 0.0, 0.0]), "The 'shares' parameter of ExitProblem.loss must "
+                                              "be 4 non-negative finite numbers summing to 1. "
+                                              "Got [-1.0, 2.0, 0.0, 0.0]."),
+    (lambda p: solve(p, "static", thresholds=0.5), "The 'thresholds' parameter of solve must be "
+                                                   "an option static takes (threshold). Got 0.5."),
+    (lambda p: online_policy(p, "bayes_lookup", table=p.table),
+     "The 'table' parameter of online_policy must be an option bayes_lookup takes (lookup, seed, "
+     "window). Got 'ExitTable'."),
     (lambda p: problem_of(None, p.table, 0.01), "The 'system' parameter of problem_of must be "
                                                 "a System. Got None."),
     (lambda p: problem_of(p.system(), None, 0.01), "The 'table' parameter of problem_of must "

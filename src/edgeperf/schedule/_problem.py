@@ -155,6 +155,7 @@ class ExitProblem:
 
     def loss(self, shares: np.ndarray) -> float:
         """Exact M/G/1/K loss when jobs leave at the exits with ``shares``."""
+        shares = v.weights("ExitProblem.loss", "shares", shares, self.table.n_exits)
         return mg1k(self.arrival_rate, self.service_law(shares), self.capacity).loss_probability
 
     def lowest_loss(self) -> float:
@@ -205,7 +206,8 @@ class ProbabilityDecision:
     solve_time_s: float = 0.0
 
     def shares_and_accuracy(self, problem: ExitProblem) -> tuple[np.ndarray, float]:
-        p = np.asarray(self.probabilities)
+        p = v.weights("ProbabilityDecision", "probabilities", self.probabilities,
+                      problem.table.n_exits)
         return p, float(p @ problem.table.accuracy_by_exit)
 
     def exit_policy(self, problem: ExitProblem):  # noqa: ANN201 - a sim exit policy

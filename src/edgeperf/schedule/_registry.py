@@ -7,8 +7,8 @@ per job inside the simulator's event engine.
 
 from __future__ import annotations
 
+import inspect
 import os
-
 from collections.abc import Callable
 
 from .. import _validation as v
@@ -42,23 +42,49 @@ def solve(problem: ExitProblem, name: str, **options: object) -> Decision:
     """The decision of offline policy ``name`` for ``problem``."""
     if name not in OFFLINE:
         raise v.fail("solve", "name", f"one of the offline policies {list(OFFLINE)}", name)
-    return _offline(name)(problem, **options)
+    policy = _offline(name)
+    _check_options("solve", name, _after_first(policy), options)
+    return policy(problem, **options)
 
 
 def online_policy(problem: ExitProblem, name: str, **options: object):  # noqa: ANN201
     """A fresh online policy object (``decide``/``observe``) for ``problem``."""
+    if name not in ONLINE:
+        raise v.fail("online_policy", "name", f"one of the online policies {list(ONLINE)}",
+                     name)
+    if name == "bayes_lookup":
+        from ._bayes import BayesLookupPolicy  # _bayes_lookup hands all but lookup on to it
+        policy, takes = _bayes_lookup, {"lookup"} | _after_first(BayesLookupPolicy) - {"table"}
+    else:
+        policy = _online(name)
+        takes = _after_first(policy)
+    _check_options("online_policy", name, takes, options)
+    return policy(problem, **options)
+
+
+def _online(name: str) -> Callable[..., object]:
     if name == "knapsack":
         from ._knapsack import KnapsackPolicy
-        return KnapsackPolicy(problem, **options)
+        return KnapsackPolicy
     if name == "ucb":
         from ._ucb import ThresholdUCB
-        return ThresholdUCB(problem, **options)
-    if name == "lp_lookup":
-        from ._lp import QueueingLPPolicy
-        return QueueingLPPolicy(problem, **options)
-    if name == "bayes_lookup":
-        return _bayes_lookup(problem, **options)
-    raise v.fail("online_policy", "name", f"one of the online policies {list(ONLINE)}", name)
+        return ThresholdUCB
+    from ._lp import QueueingLPPolicy
+    return QueueingLPPolicy
+
+
+def _after_first(function: Callable[..., object]) -> set[str]:
+    """The parameters of ``function`` after its first (the problem, or a lookup)."""
+    return set(list(inspect.signature(function).parameters)[1:])
+
+
+def _check_options(owner: str, name: str, takes: set[str], options: dict[str, object]) -> None:
+    """One clear message for an option the policy does not take (Python's own
+    TypeError names neither the policy nor what it takes)."""
+    for option, value in options.items():
+        if option not in takes:
+            raise v.fail(owner, option, f"an option {name} takes ({', '.join(sorted(takes))})",
+                         v.brief(value))
 
 
 def _bayes_lookup(problem: ExitProblem, *, lookup: object = None,
