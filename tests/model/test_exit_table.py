@@ -174,6 +174,20 @@ def test_threshold_errors():
         table.evaluate("a")
 
 
+def test_exits_for_errors():
+    table = small_table()
+    with pytest.raises(InvalidParameterError, match=exactly(
+            "The 'thresholds' parameter of ExitTable.exits_for must be one threshold per early "
+            "exit (2), no NaN. Got 'NaN'.")):
+        table.exits_for([0.5, np.nan])  # NaN compares false: every sample went to the end
+    with pytest.raises(InvalidParameterError, match=exactly(
+            "The 'rows' parameter of ExitTable.exits_for must be a 1-D array of sample indices "
+            f"below {table.n_samples}. Got [0, {table.n_samples}].")):
+        table.exits_for([0.5, 0.5], rows=[0, table.n_samples])
+    with pytest.raises(InvalidParameterError, match=r"indices below \d+\. Got \[0\.5\]\.$"):
+        table.exits_for([0.5, 0.5], rows=[0.5])
+
+
 def test_confidences_must_be_numbers():
     with pytest.raises(InvalidParameterError, match=exactly(
             "The 'confidence' parameter of ExitTable must be a 2-D array [samples, exits]. "

@@ -224,6 +224,13 @@ def test_link_ends_must_be_non_empty_strings(end, value):
         link(**{end: value})
 
 
+def test_a_link_joins_two_devices():
+    with pytest.raises(InvalidParameterError, match=exactly(
+            "The 'target' parameter of Link must be a device other than its source 'pi'. "
+            "Got 'pi'.")):
+        link(target="pi")
+
+
 @pytest.mark.parametrize("bandwidth", [0, -5.0, True, "1e6", *NOT_FINITE])
 def test_link_bandwidth_must_be_finite_and_positive(bandwidth):
     with pytest.raises(InvalidParameterError, match=exactly(

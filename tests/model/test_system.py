@@ -126,6 +126,32 @@ def test_no_devices():
         "names. Got [].", ("devices",), devices=())
 
 
+@pytest.mark.parametrize("field, value, shown", [
+    ("devices", None, "'NoneType'"), ("devices", "pi", "'str'"),
+    ("devices", [PI, 1], "['Device', 1]"), ("links", None, "'NoneType'"), ("links", [1], "[1]"),
+])
+def test_parts_that_are_not_lists_of_their_kind(field, value, shown):
+    kind = {"devices": "Device", "links": "Link"}[field]
+    raises_with_path(f"The '{field}' parameter of System must be a list of {kind}. Got {shown}.",
+                     (field,), **{field: value})
+
+
+def test_chains_that_are_not_a_list_of_chains():
+    with pytest.raises(InvalidParameterError, match=exactly(
+            "The 'chains' parameter of System must be a list of Chain. Got 'int'.")):
+        System(devices=(PI,), chains=5)
+
+
+def test_looking_up_an_unknown_chain_or_device_names_the_known_ones():
+    s = system()
+    with pytest.raises(InvalidParameterError, match=exactly(
+            "The 'name' parameter of System.device must be one of ['pi', 'server']. Got 'gpu'.")):
+        s.device("gpu")
+    with pytest.raises(InvalidParameterError, match=exactly(
+            "The 'name' parameter of System.chain must be one of ['main']. Got 'other'.")):
+        s.with_placement(s.placement, chain="other")
+
+
 def test_duplicate_links():
     raises_with_path(
         "The 'links' parameter of System must be at most one link per direction. "

@@ -72,7 +72,15 @@ class ExitTable:
     def exits_for(self, thresholds: Sequence[float], rows: np.ndarray | None = None) -> np.ndarray:
         """The exit each sample (or each of ``rows``) leaves at: the first exit whose
         confidence reaches its threshold; the final exit otherwise."""
-        thr = _thresholds(thresholds, self.n_exits)
+        owner = "ExitTable.exits_for"
+        thr = _thresholds(thresholds, self.n_exits, owner)
+        if rows is not None:
+            rows = np.asarray(rows)
+            if rows.ndim != 1 or rows.dtype.kind not in "iu" or \
+                    (len(rows) and not 0 <= rows.min() <= rows.max() < self.n_samples):
+                shown = rows.tolist() if rows.size <= 8 else v.brief(rows)
+                raise v.fail(owner, "rows", f"a 1-D array of sample indices below "
+                             f"{self.n_samples}", shown)
         conf = self.confidence if rows is None else self.confidence[rows]
         if self.n_exits == 1:
             return np.zeros(len(conf), dtype=np.int64)
@@ -153,13 +161,18 @@ class ExitTable:
                          os.fspath(path)) from None
 
 
-def _thresholds(thresholds: Sequence[float], n_exits: int) -> np.ndarray:
-    thr = np.asarray(thresholds, dtype=float).ravel()
+def _thresholds(thresholds: Sequence[float], n_exits: int, owner: str) -> np.ndarray:
+    rule = f"one threshold per early exit ({n_exits - 1}), no NaN"
+    try:
+        thr = np.asarray(thresholds, dtype=float).ravel()
+    except (TypeError, ValueError):
+        raise v.fail(owner, "thresholds", rule, v.brief(thresholds)) from None
     if len(thr) == n_exits:  # a threshold for the final exit is allowed and ignored
         thr = thr[:-1]
     if len(thr) != n_exits - 1:
-        raise v.fail("ThresholdExits", "thresholds",
-                     f"one threshold per early exit ({n_exits - 1})", len(thr))
+        raise v.fail(owner, "thresholds", rule, len(thr))
+    if np.isnan(thr).any():
+        raise v.fail(owner, "thresholds", rule, "NaN")
     return thr
 
 

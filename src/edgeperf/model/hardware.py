@@ -52,6 +52,9 @@ class Link:
     def __post_init__(self) -> None:
         v.name_string("Link", "source", self.source)
         v.name_string("Link", "target", self.target)
+        if self.target == self.source:  # fragments on one device pass data in memory
+            raise v.fail("Link", "target", f"a device other than its source {self.source!r}",
+                         self.target)
         if (self.bandwidth_bps is None) != (self.capacity is None):
             raise v.fail("Link", "capacity", "set together with bandwidth_bps (both absent: an "
                          "ideal link)", self.capacity)

@@ -52,6 +52,14 @@ class Fragment:
     last: int
 
 
+def _named(owner: str, name: str, items: Sequence[Chain] | Sequence[Device]):  # noqa: ANN202
+    """The item called ``name``."""
+    found = next((x for x in items if x.name == name), None)
+    if found is None:
+        raise v.fail(owner, "name", f"one of {[x.name for x in items]}", name)
+    return found
+
+
 def _error(path: tuple[str | int, ...], err: InvalidParameterError) -> InvalidParameterError:
     err.path = path  # type: ignore[attr-defined]  # read by edgeperf.io for file paths
     return err
@@ -132,9 +140,17 @@ class System:
         elif any(x is not None for x in single + (source,)):
             raise v.fail("System", "chains", "either chains or model/workload/placement, not both",
                          "both")
-        object.__setattr__(self, "devices", tuple(devices))
-        object.__setattr__(self, "links", tuple(links))
-        object.__setattr__(self, "chains", tuple(chains))
+        for name, items, kind in (("devices", devices, Device), ("links", links, Link),
+                                  ("chains", chains, Chain)):
+            rule = f"a list of {kind.__name__}"
+            try:
+                listed = v.listed("System", name, items, rule)
+            except InvalidParameterError as err:
+                raise _error((name,), err) from None
+            if not all(isinstance(x, kind) for x in listed):
+                raise _error((name,), v.fail("System", name, rule,
+                                             [v.brief(x) for x in listed]))
+            object.__setattr__(self, name, tuple(listed))
         try:
             self.validate()
         except InvalidParameterError as err:
@@ -171,7 +187,7 @@ class System:
                     raise _error(("links", i, end), v.fail(
                         "System", "links", f"links whose {end} is a known device {names}",
                         getattr(link, end)))
-        if not self.chains or not all(isinstance(c, Chain) for c in self.chains):
+        if not self.chains:
             raise _error(("chains",), v.fail("System", "chains", "a non-empty list of Chain",
                                              self.chains))
         chain_names = [c.name for c in self.chains]
@@ -273,10 +289,10 @@ class System:
         return System(devices=self.devices, links=self.links, chains=chains)
 
     def chain(self, name: str) -> Chain:
-        return next(c for c in self.chains if c.name == name)
+        return _named("System.chain", name, self.chains)
 
     def device(self, name: str) -> Device:
-        return next(d for d in self.devices if d.name == name)
+        return _named("System.device", name, self.devices)
 
     def link_between(self, source: str, target: str) -> Link | None:
         return next((l for l in self.links if l.source == source and l.target == target), None)

@@ -39,7 +39,7 @@ class ThresholdExits:
     def __post_init__(self) -> None:
         if not isinstance(self.table, ExitTable):
             raise v.fail("ThresholdExits", "table", "an ExitTable", self.table)
-        thr = _thresholds(self.thresholds, self.table.n_exits)
+        thr = _thresholds(self.thresholds, self.table.n_exits, "ThresholdExits")
         for x in thr:
             v.real("ThresholdExits", "thresholds", float(x), low=0.0)  # > 1: never leave there
         object.__setattr__(self, "thresholds", tuple(float(x) for x in thr))
