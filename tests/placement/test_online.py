@@ -54,6 +54,8 @@ def test_trace_is_piecewise_constant():
     ((0.0, 5.0), (1e6, 0.0), r"'bandwidth_bps' parameter of BandwidthTrace must be 2 finite "
                              r"numbers > 0"),
     ((0.0, 5.0), (1e6,), r"'bandwidth_bps' .* must be 2 finite numbers > 0"),
+    ((0.0,), ("fast",), r"^The 'bandwidth_bps' parameter of BandwidthTrace must be a list of "
+                        r"numbers\. Got \('fast',\)\.$"),
 ])
 def test_bad_traces_are_named(times, values, match):
     with pytest.raises(InvalidParameterError, match=match):
@@ -70,9 +72,10 @@ def test_wifi_trace_is_seeded_and_switches_among_levels():
     assert np.mean(np.diff(a.times_s)) == pytest.approx(20.0, rel=0.25)
 
 
-def test_wifi_needs_two_levels():
+@pytest.mark.parametrize("levels", [(5e6,), ()])
+def test_wifi_needs_two_levels(levels):
     with pytest.raises(InvalidParameterError, match=r"'levels_bps' .* at least two levels"):
-        BandwidthTrace.wifi(100.0, seed=0, levels_bps=(5e6,))
+        BandwidthTrace.wifi(100.0, seed=0, levels_bps=levels)
 
 
 def test_trace_round_trips_through_csv(tmp_path):
@@ -88,6 +91,13 @@ def test_trace_round_trips_through_csv(tmp_path):
         BandwidthTrace.from_csv(path)
     path.write_text("time_s,bandwidth_bps\n0,fast\n")
     with pytest.raises(InvalidParameterError, match=r"numeric rows.*could not convert"):
+        BandwidthTrace.from_csv(path)
+    for unreadable in (tmp_path / "missing.csv", tmp_path):
+        with pytest.raises(InvalidParameterError, match=r"'path' parameter of BandwidthTrace."
+                           r"from_csv must be a readable CSV .*\(\[Errno"):
+            BandwidthTrace.from_csv(unreadable)
+    path.write_bytes(b"\xff\xfe time_s")
+    with pytest.raises(InvalidParameterError, match=r"must be a readable CSV .*can't decode"):
         BandwidthTrace.from_csv(path)
 
 

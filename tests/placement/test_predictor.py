@@ -187,6 +187,9 @@ def test_sample_and_option_errors(profile):
         time_layers(kinds=["gru"])
     with pytest.raises(InvalidParameterError, match=r"'per_kind' parameter of time_layers"):
         time_layers(per_kind=0)
+    with pytest.raises(InvalidParameterError, match=r"'threads' parameter of time_layers must "
+                                                    r"be an int from 1 to \d+.* Got 0\."):
+        time_layers(threads=0)  # torch would raise a RuntimeError of its own
     with pytest.raises(InvalidParameterError, match=r"'seed' parameter of time_layers must be an "
                                                     r"int from 0 to 2\*\*64 - 1\. Got -1\."):
         time_layers(seed=-1)  # numpy would raise a ValueError of its own

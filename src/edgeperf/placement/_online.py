@@ -78,10 +78,11 @@ class BandwidthTrace:
         owner = "BandwidthTrace.wifi"
         horizon = v.positive(owner, "duration_s", duration_s)
         hold = v.positive(owner, "mean_hold_s", mean_hold_s)
-        _, levels = steps(owner, np.arange(len(levels_bps), dtype=float), levels_bps,
+        given = v.listed(owner, "levels_bps", levels_bps, "at least two levels")
+        if len(given) < 2:
+            raise v.fail(owner, "levels_bps", "at least two levels", given)
+        _, levels = steps(owner, np.arange(len(given), dtype=float), given,
                           values_name="levels_bps")
-        if len(levels) < 2:
-            raise v.fail(owner, "levels_bps", "at least two levels", list(levels))
         rng = np.random.default_rng(v.integer(owner, "seed", seed, low=0))
         times, state = [0.0], [int(rng.integers(len(levels)))]
         while (t := times[-1] + rng.exponential(hold)) < horizon:
@@ -93,19 +94,23 @@ class BandwidthTrace:
     @classmethod
     def from_csv(cls, path: str | Path) -> BandwidthTrace:
         """Read a CSV with a header ``time_s,bandwidth_bps`` and one row per step."""
-        path = Path(path)
+        owner = "BandwidthTrace.from_csv"
+        path = v.path(owner, "path", path)
         rule = "a CSV with a header time_s,bandwidth_bps and numeric rows"
-        with path.open(newline="", encoding="utf-8") as handle:
-            reader = csv.DictReader(handle)
-            if not {"time_s", "bandwidth_bps"} <= set(reader.fieldnames or ()):
-                raise v.fail("BandwidthTrace.from_csv", "path", rule,
-                             f"{path}: columns {reader.fieldnames}")
-            rows = list(reader)
+        readable = rule.replace("a CSV", "a readable CSV", 1)
+        try:
+            with path.open(newline="", encoding="utf-8") as handle:
+                reader = csv.DictReader(handle)
+                if not {"time_s", "bandwidth_bps"} <= set(reader.fieldnames or ()):
+                    raise v.fail(owner, "path", rule, f"{path}: columns {reader.fieldnames}")
+                rows = list(reader)
+        except (OSError, UnicodeDecodeError, csv.Error) as err:
+            raise v.fail(owner, "path", f"{readable} ({err})", str(path)) from None
         try:
             times = tuple(float(r["time_s"]) for r in rows)
             values = tuple(float(r["bandwidth_bps"]) for r in rows)
         except (TypeError, ValueError) as err:
-            raise v.fail("BandwidthTrace.from_csv", "path", rule, f"{path}: {err}") from None
+            raise v.fail(owner, "path", rule, f"{path}: {err}") from None
         try:
             return cls(times, values)
         except InvalidParameterError as err:

@@ -154,6 +154,8 @@ def time_layers(*, per_kind: int = 24, kinds: Sequence[str] = LAYER_KINDS,
     repetitions = v.integer(owner, "repetitions", repetitions, low=1)
     warmup = v.integer(owner, "warmup", warmup, low=0)
     seed = v.seed(owner, "seed", seed)
+    if threads is not None:
+        threads = v.cores(owner, "threads", threads)
     configs = _configs()
     if isinstance(kinds, str) or not kinds or any(k not in configs for k in kinds):
         raise v.fail(owner, "kinds", f"a non-empty list among {list(LAYER_KINDS)}", kinds)

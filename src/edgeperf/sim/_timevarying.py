@@ -52,11 +52,13 @@ def steps(owner: str, times_s: Sequence[float], values: Sequence[float], *,
           values_name: str, positive: bool = True) -> tuple[tuple[float, ...], tuple[float, ...]]:
     """Validated breakpoints (strictly increasing, starting at 0) and finite
     (positive unless told otherwise) values of a step function, as tuples."""
-    try:
-        times = np.asarray(times_s, dtype=float)
-        vals = np.asarray(values, dtype=float)
-    except (TypeError, ValueError):
-        raise v.fail(owner, "times_s", "a list of numbers", times_s) from None
+    arrays = []
+    for name, given in (("times_s", times_s), (values_name, values)):
+        try:
+            arrays.append(np.asarray(given, dtype=float))
+        except (TypeError, ValueError):
+            raise v.fail(owner, name, "a list of numbers", given) from None
+    times, vals = arrays
     if times.ndim != 1 or len(times) < 1 or not np.all(np.isfinite(times)) or times[0] != 0.0 \
             or np.any(np.diff(times) <= 0):
         raise v.fail(owner, "times_s", "strictly increasing finite times starting at 0",
