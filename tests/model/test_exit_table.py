@@ -155,6 +155,13 @@ def test_npz_round_trip(tmp_path):
     plain = small_table()
     plain.save(tmp_path / "plain")  # the exact path, no ".npz" appended
     assert ExitTable.load(tmp_path / "plain").predicted is None
+    with pytest.raises(InvalidParameterError, match=exactly(
+            "The 'path' parameter of ExitTable.save must be a file path (str or os.PathLike). "
+            "Got None.")):
+        plain.save(None)
+    with pytest.raises(InvalidParameterError, match=r"ExitTable.save must be a file, not a "
+                                                    r"folder\."):
+        plain.save(tmp_path)
 
 
 # -- errors --------------------------------------------------------------------

@@ -214,6 +214,9 @@ def test_json_round_trip_is_exact(tmp_path):
     assert load_profile(file) == p
     assert load_profile(str(file)) == p
     assert profile_from_dict(json.loads(p.to_json())) == p
+    with pytest.raises(InvalidParameterError, match=re.escape(
+            "The 'path' parameter of Profile.save must be a file in an existing folder. ")):
+        p.save(tmp_path / "no" / "toy.json")
     assert [f.name for f in tmp_path.iterdir()] == ["toy.json"]  # no temporary file left
 
 

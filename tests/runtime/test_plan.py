@@ -53,6 +53,9 @@ def test_saved_deployment_reads_back(tmp_path, tiny_model):
                         thresholds=0.5, ports=[7001, 7002, 7003])
     assert load_deployment(d.save(tmp_path / "d.json")) == d
     assert d.collector == "tcp://127.0.0.1:7003" and d.exit_policy.thresholds == (0.5,) * 11
+    with pytest.raises(InvalidParameterError, match="^The 'path' parameter of Deployment.save "
+                                                    "must be a file path .* Got 3.$"):
+        d.save(3)
 
 
 def test_ideal_links_carry_no_stage_and_upload_is_planned(tmp_path, tiny_model):

@@ -138,6 +138,10 @@ def test_save_and_load_round_trip(lookup, tmp_path):
     for rate in (1.0, 199.0, 200.0, 212.5, 260.0, 300.0, 1e4):
         assert loaded.decision_for(rate).thresholds == lookup.decision_for(rate).thresholds
     assert not list(tmp_path.glob(".*tmp*"))  # written atomically, nothing left behind
+    with pytest.raises(InvalidParameterError, match=re.escape(
+            "The 'path' parameter of BayesLookup.save must be a file path (str or os.PathLike). "
+            "Got None.")):
+        lookup.save(None)
 
 
 def _entry(rate=200.0, thresholds=(0.5, 0.5, 0.5)):
