@@ -72,6 +72,14 @@ def test_fit_law_keeps_mean_and_scv_and_picks_the_likelier_family(kind):
     assert law.scv >= DETERMINISTIC_SCV
 
 
+@pytest.mark.parametrize("scale", [1e-300, 1e300])
+def test_fit_law_is_scale_free_at_the_extremes_of_floats(scale):
+    # the squared mean underflowed (ZeroDivisionError) and the sum overflowed (a NaN shape)
+    law = fit_law([1.0 * scale, 1.7 * scale])
+    assert law.mean == pytest.approx(1.35 * scale, rel=1e-12)
+    assert law.scv == pytest.approx(0.245 / 1.35**2, rel=1e-12)
+
+
 @pytest.mark.parametrize("samples, got", [
     ([], "[]"), ([0.1, -0.1], "[0.1, -0.1]"), ([0.1, float("nan")], "[0.1, nan]"),
     (np.zeros(7), "[0.0, 0.0, 0.0, 0.0, 0.0, '...']"), ("fast", "'fast'"),

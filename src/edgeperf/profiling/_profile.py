@@ -60,8 +60,9 @@ def fit_law(samples: Sequence[float] | np.ndarray) -> ServiceLaw:
     if x.ndim != 1 or x.size == 0 or not np.all(np.isfinite(x)) or np.any(x <= 0):
         shown = [float(a) for a in x.ravel()[:5]] + (["..."] if x.size > 5 else [])
         raise v.fail("fit_law", "samples", rule, shown)
-    mean = float(x.mean())
-    scv = float(x.var(ddof=1)) / mean**2 if x.size > 1 else 0.0
+    scale = float(x.max())  # moments of x / scale: neither overflow nor underflow at extremes
+    mean = float((x / scale).mean()) * scale
+    scv = float((x / mean).var(ddof=1)) if x.size > 1 else 0.0
     if scv < DETERMINISTIC_SCV:
         return Deterministic(mean)
     gamma, lognormal = Gamma(1.0 / scv, mean), Lognormal(mean, scv)
