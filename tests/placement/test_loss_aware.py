@@ -175,10 +175,18 @@ def test_an_option_must_name_the_model_exits():
      "ExitOption (from exit_options). Got ['fast']."),
     ({"options": 0.9}, "The 'options' parameter of loss_aware must be a list of ExitOption "
      "(from exit_options). Got 'float'."),
+    ({"progress": 3}, "The 'progress' parameter of loss_aware must be None or a function of the "
+     "placements scored. Got 3."),
 ])
 def test_bad_parameters(kwargs, message):
     with pytest.raises(InvalidParameterError, match=exactly(message)):
         loss_aware(three_devices(), **kwargs)
+
+
+def test_what_is_not_a_system_is_refused():
+    with pytest.raises(InvalidParameterError, match=exactly(
+            "The 'system' parameter of loss_aware must be a System. Got 'str'.")):
+        loss_aware("scenario.yaml")
 
 
 def test_moves_slide_a_fragment_both_ways():

@@ -115,6 +115,10 @@ def loss_aware(system: System, *, chain: str | None = None, loss_target: float |
     placements scored so far.
     """
     owner = "loss_aware"
+    v.instance(owner, "system", system, System, "a System")
+    if progress is not None and not callable(progress):
+        raise v.fail(owner, "progress", "None or a function of the placements scored",
+                     v.brief(progress))
     if loss_target is not None:
         v.probability(owner, "loss_target", loss_target)
     v.integer(owner, "exhaustive_limit", exhaustive_limit, low=1)
