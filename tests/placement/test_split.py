@@ -293,6 +293,8 @@ def test_scission_errors():
         scission(system, tiers=["phone", "phone"])
     with pytest.raises(InvalidParameterError, match=re.escape(rule)):
         scission(system, tiers="phone")
+    with pytest.raises(InvalidParameterError, match=re.escape(rule)):
+        scission(system, tiers=[["phone"]])  # was a TypeError: unhashable list
     with pytest.raises(InvalidParameterError, match=r"'tiers' parameter .* Got 'moon'"):
         scission(system, tiers=["phone", "moon"])
     with pytest.raises(InvalidParameterError, match="'objective' parameter of scission"):

@@ -207,6 +207,14 @@ def test_to_dnn_rejects_probabilities_for_blocks_without_an_intermediate_exit(gi
         small_profile().to_dnn(given)
 
 
+@pytest.mark.parametrize("name", ["exit_probabilities", "device_profiles"])
+def test_to_dnn_rejects_what_is_not_a_mapping(name):
+    with pytest.raises(InvalidParameterError, match=exactly(
+            f"The {name!r} parameter of Profile.to_dnn must be None or a mapping by name. "
+            "Got 'list'.")):
+        small_profile().to_dnn(**{name: [0.5]})
+
+
 def test_to_dnn_rejects_a_probability_above_one():
     with pytest.raises(InvalidParameterError, match="^The 'exit_probability' parameter of Block"):
         small_profile().to_dnn({"b1": 1.5})

@@ -234,7 +234,7 @@ def _fixed_tiers(owner: str, costs: Costs, tiers: Sequence[str] | None) -> list[
         return None
     rule = "one to three distinct device names (device, edge, cloud)"
     if isinstance(tiers, str) or not isinstance(tiers, Sequence) or not 1 <= len(tiers) <= 3 \
-            or len(set(tiers)) != len(tiers):
+            or not all(isinstance(t, str) for t in tiers) or len(set(tiers)) != len(tiers):
         raise v.fail(owner, "tiers", rule, tiers)
     return [costs.device_index(owner, "tiers", t) for t in tiers]
 

@@ -267,6 +267,10 @@ class Profile:
         (0 when not known); ``input_bytes`` is one float32 input.
         """
         owner = "Profile.to_dnn"
+        for name, value in (("exit_probabilities", exit_probabilities),
+                            ("device_profiles", device_profiles)):
+            if value is not None and not isinstance(value, Mapping):
+                raise v.fail(owner, name, "None or a mapping by name", v.brief(value))
         given = dict(exit_probabilities or {})
         allowed = [b.name for b in self.blocks[:-1] if b.exit is not None]
         unknown = sorted(k for k in given if k not in allowed)
