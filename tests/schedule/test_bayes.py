@@ -197,6 +197,20 @@ def test_a_lookup_needs_sequences(lookup):
         dataclasses.replace(lookup, accuracy=0.9)
 
 
+@pytest.mark.parametrize("field, value, message", [
+    ("accuracy", float("nan"), "The 'accuracy' parameter of BayesLookup must be a finite number >= 0 and "
+                       "<= 1. Got nan."),
+    ("loss_probability", -1.0, "The 'loss_probability' parameter of BayesLookup must be a finite "
+                               "number >= 0 and <= 1. Got -1.0."),
+    ("exit_names", ("b0", "b0", "b2", "b3"), "The 'exit_names' parameter of BayesLookup must be a "
+     "non-empty list of distinct exit names. Got ['b0', 'b0', 'b2', 'b3']."),
+])
+def test_a_lookup_refuses_entries_that_are_not_what_they_say(lookup, field, value, message):
+    entries = value if field == "exit_names" else (value,) + getattr(lookup, field)[1:]
+    with pytest.raises(InvalidParameterError, match="^" + re.escape(message) + "$"):
+        dataclasses.replace(lookup, **{field: entries})
+
+
 @pytest.mark.parametrize("rates", [[], [-1.0]])
 def test_build_refuses_bad_rates(rates):
     with pytest.raises(InvalidParameterError, match=r"^The 'rates' parameter of "

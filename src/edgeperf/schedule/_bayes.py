@@ -243,9 +243,12 @@ class BayesLookup:
         for name in ("decisions", "accuracy", "loss_probability"):
             if len(getattr(self, name)) != size:
                 raise v.fail(owner, name, f"one entry per rate ({size})", len(getattr(self, name)))
-        if len(self.exit_names) < 1:
-            raise v.fail(owner, "exit_names", "a non-empty list of exit names",
-                         list(self.exit_names))
+        names = list(self.exit_names)
+        if not names or not all(isinstance(e, str) for e in names) or len(set(names)) < len(names):
+            raise v.fail(owner, "exit_names", "a non-empty list of distinct exit names", names)
+        for name in ("accuracy", "loss_probability"):  # shares of jobs
+            for x in getattr(self, name):
+                v.probability(owner, name, x)
         n = len(self.exit_names) - 1
         rule = (f"ThresholdDecisions of {n} finite thresholds >= 0 (one per early exit of "
                 f"{list(self.exit_names)})")
