@@ -198,8 +198,8 @@ def test_a_lookup_needs_sequences(lookup):
 
 
 @pytest.mark.parametrize("field, value, message", [
-    ("accuracy", float("nan"), "The 'accuracy' parameter of BayesLookup must be a finite number >= 0 and "
-                       "<= 1. Got nan."),
+    ("accuracy", float("nan"), "The 'accuracy' parameter of BayesLookup must be a finite "
+                               "number >= 0 and <= 1. Got nan."),
     ("loss_probability", -1.0, "The 'loss_probability' parameter of BayesLookup must be a finite "
                                "number >= 0 and <= 1. Got -1.0."),
     ("exit_names", ("b0", "b0", "b2", "b3"), "The 'exit_names' parameter of BayesLookup must be a "
