@@ -194,9 +194,11 @@ def test_idle_station_after_certain_exit():
     (lambda: Station(name="a", capacity=1, service=Exponential(1.0), delay_s=-1.0),
      "The 'delay_s' parameter of Station must be a finite number >= 0. Got -1.0."),
     (lambda: DecompositionEvaluator(method="x"),
-     "The 'method' parameter of DecompositionEvaluator must be one of 'poisson', 'two-moment'. Got 'x'."),
+     "The 'method' parameter of DecompositionEvaluator must be one of 'poisson', "
+     "'two-moment'. Got 'x'."),
     (lambda: DecompositionEvaluator(station_method="x"),
-     "The 'station_method' parameter of DecompositionEvaluator must be one of 'exact', 'mgs'. Got 'x'."),
+     "The 'station_method' parameter of DecompositionEvaluator must be one of 'exact', "
+     "'mgs'. Got 'x'."),
     (lambda: DecompositionEvaluator(matched_laws="no"),
      "The 'matched_laws' parameter of DecompositionEvaluator must be True or False. Got 'str'."),
     (lambda: stations_of(None), "The 'system' parameter of stations_of must be a System. Got None."),
