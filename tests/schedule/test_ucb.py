@@ -301,6 +301,17 @@ def test_bad_problem_buckets_states_and_tables_are_refused(problem):
     with pytest.raises(InvalidParameterError, match=r"^The 'table' parameter of ThresholdUCB "
                        r"must be an ExitTable with 4 exits\. Got 'str'\.$"):
         policy.set_reference("x")
+    with pytest.raises(InvalidParameterError, match=r"^The 'table' parameter of ThresholdUCB "
+                       r"must be an ExitTable with 4 exits\. Got None\.$"):
+        policy.set_reference(None)  # was taken, and broke the next set_overhead_weight
+    policy.set_overhead_weight(0.5)
+    with pytest.raises(InvalidParameterError, match=r"^The 'outcome' parameter of "
+                       r"ThresholdUCB\.observe must be a JobOutcome\. Got None\.$"):
+        policy.observe(None)
+    for ctx in (-1, 1, 0.5):  # -1 read the last context, 1 is past the only one
+        with pytest.raises(InvalidParameterError, match=r"^The 'ctx' parameter of "
+                           r"ThresholdUCB\.ucb_index must be a context index from 0 to 0\."):
+            policy.ucb_index(ctx)
 
 
 def test_bad_reward_inputs_are_refused():

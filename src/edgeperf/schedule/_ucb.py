@@ -206,6 +206,8 @@ class ThresholdUCB:
         """The exit table the regret of the next decisions is measured against
         (call it when the input stream shifts). It does not change what the
         bandit knows or does."""
+        v.instance(self._owner, "table", table, ExitTable, f"an ExitTable with {self.n_exits} "
+                   "exits")
         self._weights = self.context_weights()
         self._expected = self.expected_rewards(table)
         self._reference = table
@@ -242,6 +244,7 @@ class ThresholdUCB:
         return exit_
 
     def observe(self, outcome: JobOutcome) -> None:
+        v.instance(f"{self._owner}.observe", "outcome", outcome, JobOutcome, "a JobOutcome")
         pending = self._pending.pop((outcome.chain, outcome.job), None)
         if pending is None:
             if outcome.exit is None:
@@ -275,7 +278,7 @@ class ThresholdUCB:
             self._tried[ctx, arm] = True
             self._untried[ctx] -= 1
         else:
-            index = self.ucb_index(ctx)
+            index = self._index(ctx)
             best = np.flatnonzero(index == index.max())
             arm = int(best[0] if len(best) == 1 else self._rng.choice(best))
         if self.discount < 1.0:
@@ -292,6 +295,12 @@ class ThresholdUCB:
     def ucb_index(self, ctx: int = 0) -> np.ndarray:
         """``mean + c * sqrt(ln T / n)`` of every arm of a context, T the sum of
         its counts n (inf where n is 0)."""
+        if not v.is_int(ctx) or not 0 <= ctx < self.n_contexts:
+            raise v.fail(f"{self._owner}.ucb_index", "ctx", f"a context index from 0 to "
+                         f"{self.n_contexts - 1}", ctx)
+        return self._index(int(ctx))
+
+    def _index(self, ctx: int) -> np.ndarray:
         n, obs = self._pulls[ctx], self._obs_n[ctx]
         mean = np.divide(self._obs_sum[ctx], obs, out=np.zeros_like(obs), where=obs > 0)
         log_t = math.log(max(float(n.sum()), 1.0))
