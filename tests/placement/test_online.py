@@ -143,6 +143,13 @@ def test_bad_parallel_fraction_is_named():
         CoreScaling(1.5)
 
 
+@pytest.mark.parametrize("cores", [0, -1, float("nan"), [1, 0.5]])
+def test_speed_needs_at_least_one_core(cores):  # 0 gave a speed of 0, -1 an infinite one
+    with pytest.raises(InvalidParameterError, match=r"^The 'cores' parameter of "
+                       r"CoreScaling.speed must be a number of cores >= 1"):
+        CoreScaling(0.5).speed(cores)
+
+
 # --------------------------------------------------------------- controller
 
 def test_cut_latencies_match_costs_at_nominal_bandwidth():
@@ -201,6 +208,23 @@ def test_dwell_delays_a_switch_until_it_ends():
 def test_bad_controller_options_are_named(options, match):
     with pytest.raises(InvalidParameterError, match=match):
         splitter(**options)
+
+
+@pytest.mark.parametrize("call, match", [
+    (lambda c: c.assignment(-1), r"'cut' parameter of ReSplitter.assignment must be an int "
+                                 r"from 0 to \d+ \(blocks on the device\)\. Got -1\."),
+    (lambda c: c.latencies_s(1e6, cores=-3), r"'cores' parameter of ReSplitter.speed_factor "
+                                             r"must be an int >= 1\. Got -3\."),
+    (lambda c: c.decisions(None), r"'bandwidth' parameter of ReSplitter.decisions must be a "
+                                  r"BandwidthTrace\. Got None\."),
+    (lambda c: c.decisions(BandwidthTrace((0.0,), (1e6,)), cores=3),
+     r"'cores' parameter of ReSplitter.decisions must be None or a CoresTrace\. Got 3\."),
+    (lambda c: c.decisions(BandwidthTrace((0.0,), (1e6,)), until_s=float("nan")),
+     r"'until_s' parameter of ReSplitter.decisions must be a time > 0 \(inf: every change\)"),
+])
+def test_bad_controller_calls_are_named(call, match):
+    with pytest.raises(InvalidParameterError, match="^The " + match):
+        call(splitter())
 
 
 def test_controller_needs_a_real_uplink():

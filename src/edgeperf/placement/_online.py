@@ -149,8 +149,16 @@ class CoreScaling:
         v.integer("CoreScaling", "reference_cores", self.reference_cores, low=1)
 
     def speed(self, cores: float | np.ndarray) -> float | np.ndarray:
+        rule = "a number of cores >= 1, or an array of them"
+        try:
+            c = np.asarray(cores, dtype=float)
+        except (TypeError, ValueError):
+            raise v.fail("CoreScaling.speed", "cores", rule, v.brief(cores)) from None
+        if not np.all(c >= 1.0) or not np.all(np.isfinite(c)):  # NaN fails the first
+            raise v.fail("CoreScaling.speed", "cores", rule,
+                         c.tolist() if c.size <= 8 else v.brief(cores))
         p = self.parallel_fraction
-        return 1.0 / ((1.0 - p) + p / np.asarray(cores, dtype=float))
+        return 1.0 / ((1.0 - p) + p / c)
 
     def factor(self, cores: int) -> float:
         """The factor dividing the profiled latencies with ``cores`` cores."""
@@ -261,10 +269,16 @@ class ReSplitter:
 
     def assignment(self, cut: int) -> np.ndarray:
         """Device index per block for ``cut``."""
+        n = self.costs.n_blocks
+        if not v.is_int(cut) or not 0 <= cut <= n:
+            raise v.fail("ReSplitter.assignment", "cut", f"an int from 0 to {n} (blocks on the "
+                         "device)", cut)
         return np.where(np.arange(self.costs.n_blocks) < cut, self.device, self.server)
 
     def speed_factor(self, cores: int | None) -> float:
         """What divides the device's profiled latencies with ``cores`` (None: as profiled)."""
+        if cores is not None:
+            v.integer("ReSplitter.speed_factor", "cores", cores, low=1)
         return 1.0 if cores is None or self.scaling is None else self.scaling.factor(cores)
 
     def latencies_s(self, bandwidth_bps: float, cores: int | None = None, *,
@@ -287,6 +301,13 @@ class ReSplitter:
         """The schedule of cuts the controller takes over ``[0, until_s)``: it starts
         at the best cut, re-decides at every change of conditions and when a
         dwell that blocked a switch ends."""
+        owner = "ReSplitter.decisions"
+        v.instance(owner, "bandwidth", bandwidth, BandwidthTrace, "a BandwidthTrace")
+        if cores is not None:
+            v.instance(owner, "cores", cores, CoresTrace, "None or a CoresTrace")
+        if not v.is_real(until_s) or not until_s > 0:  # inf allowed, NaN not
+            raise v.fail(owner, "until_s", "a time > 0 (inf: every change)", until_s)
+
         def latencies(t: float) -> np.ndarray:
             return self.latencies_s(bandwidth.at(t), None if cores is None else cores.at(t))
 
@@ -366,6 +387,8 @@ def compare_resplitting(system: System | Costs, bandwidth: BandwidthTrace, *,
                      fixed)
     if not isinstance(bandwidth, BandwidthTrace):
         raise v.fail("compare_resplitting", "bandwidth", "a BandwidthTrace", bandwidth)
+    if cores is not None:
+        v.instance("compare_resplitting", "cores", cores, CoresTrace, "None or a CoresTrace")
     horizon = v.positive("compare_resplitting", "duration_s", duration_s)
     controller = ReSplitter(costs, device, server, scaling=scaling, hysteresis=hysteresis,
                             min_dwell_s=min_dwell_s)
