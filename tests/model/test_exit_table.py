@@ -234,6 +234,9 @@ def test_load_errors(tmp_path):
                        r"must be a readable \.npz file holding arrays 'confidence' and 'correct' "
                        r"\[samples, exits\] \(.*No such file.*\)\. Got '.*missing\.npz'\.$"):
         ExitTable.load(missing)
+    with pytest.raises(InvalidParameterError, match=r"^The 'path' parameter of ExitTable.load "
+                       r"must be a file path \(str or os\.PathLike\)\. Got None\.$"):
+        ExitTable.load(None)
     text = tmp_path / "text.npz"
     text.write_text("not a table")
     with pytest.raises(InvalidParameterError, match=r"must be a readable \.npz file .*\(not an "

@@ -21,7 +21,7 @@ import torch
 import zmq
 
 from edgeperf.earlyexit import load_trained
-from edgeperf.exceptions import UnsupportedModelError
+from edgeperf.exceptions import InvalidParameterError, UnsupportedModelError
 from edgeperf.runtime import Deployment, ExitPolicySpec, LinkStage, WorkerSpec
 from edgeperf.runtime._curve import curve_client, load_keypair, make_keypair
 from edgeperf.runtime._link import EmulatedLink
@@ -250,6 +250,12 @@ def test_curve_admits_only_authorised_clients(tiny_model, ctx, collector, tmp_pa
     assert collector.counters("d0")["received"] == 1
     assert load_keypair(allowed_public.with_suffix(".key_secret"))[0] == \
         load_keypair(allowed_secret)[0]
+
+
+def test_a_key_path_that_is_not_a_path_is_named():
+    with pytest.raises(InvalidParameterError, match=r"^The 'path' parameter of load_keypair must "
+                       r"be a file path \(str or os\.PathLike\)\. Got None\.$"):
+        load_keypair(None)
 
 
 def _bayes_lookup(model_dir, folder):

@@ -188,6 +188,12 @@ def test_a_missing_file_is_one_line(tmp_path):
         BayesLookup.load(tmp_path / "missing.json")
 
 
+def test_a_path_that_is_not_one_is_named():
+    with pytest.raises(InvalidParameterError, match=r"^The 'path' parameter of BayesLookup.load "
+                       r"must be a file path \(str or os\.PathLike\)\. Got None\.$"):
+        BayesLookup.load(None)
+
+
 def test_a_lookup_needs_sequences(lookup):
     with pytest.raises(InvalidParameterError, match=r"^The 'rates' parameter of BayesLookup "
                        r"must be a non-empty list of increasing rates > 0\. Got 'NoneType'\.$"):

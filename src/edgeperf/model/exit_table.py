@@ -145,6 +145,7 @@ class ExitTable:
     def load(cls, path: str | os.PathLike[str]) -> ExitTable:
         """Read a table written by :meth:`save`; a bad file raises one clear error."""
         rule = ".npz file holding arrays 'confidence' and 'correct' [samples, exits]"
+        path = v.path("ExitTable.load", "path", path)
         try:
             with load_npz(path) as data:
                 missing = [k for k in ("confidence", "correct") if k not in data.files]

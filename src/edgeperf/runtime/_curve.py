@@ -36,7 +36,7 @@ def load_keypair(path: str | Path) -> tuple[bytes, bytes]:
     import zmq
     import zmq.auth
 
-    file = Path(path)
+    file = v.path("load_keypair", "path", path)
     rule = "a readable CURVE secret key file (a .key_secret certificate or z85 text)"
     try:
         public, secret = zmq.auth.load_certificate(file)

@@ -317,7 +317,7 @@ class BayesLookup:
         """Read a lookup written by :meth:`save`; a bad file raises one ScenarioError
         line naming the file, the field, the rule and the value."""
         from ..io._files import ScenarioError, _from_validation, read_text
-        file = Path(path)
+        file = v.path("BayesLookup.load", "path", path)
         try:
             data = json.loads(read_text(file))
         except json.JSONDecodeError as err:
