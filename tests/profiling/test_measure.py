@@ -205,6 +205,13 @@ def test_counts_need_a_module(count):
         count(None)
 
 
+def test_flops_need_inputs_the_module_takes():
+    # torch's own reason in brackets, its wording torch's
+    with pytest.raises(InvalidParameterError, match=r"^The 'inputs' parameter of count_flops "
+                       r"must be inputs the module takes \(.+\)\. Got \[\(1, 5\)\]\.$"):
+        count_flops(nn.Linear(3, 2), torch.zeros(1, 5))
+
+
 def test_a_module_without_the_contract_is_rejected():
     with pytest.raises(InvalidParameterError, match=exactly(
             "The 'net' parameter of measure_paths must be an early-exit network with 'blocks', "

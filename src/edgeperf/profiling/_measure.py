@@ -130,6 +130,12 @@ def count_flops(module: Any, *inputs: Any) -> int:
     try:
         with torch.inference_mode():
             module(*inputs)
+    except (RuntimeError, TypeError, ValueError) as err:  # the inputs do not fit the module
+        shown = [tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
+                 for x in inputs]
+        why = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise v.fail("count_flops", "inputs", f"inputs the module takes ({why})",
+                     shown) from None
     finally:
         for handle in handles:
             handle.remove()
