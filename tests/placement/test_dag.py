@@ -106,6 +106,13 @@ def test_from_costs_is_the_chain_with_its_input() -> None:
     ({"output_bytes": [1, -2, 3]}, "The 'output_bytes' parameter of LayerGraph must be 3 finite"),
     ({"latency_s": [0, np.nan, 1]}, "The 'latency_s' parameter of LayerGraph must be 3 finite"),
     ({"names": ["a", "a", "b"]}, "The 'names' parameter of LayerGraph must be at least 2 unique"),
+    ({"names": [1, 2, 3]}, r"^The 'names' .* node names \(strings\)\. Got \[1, 2, 3\]\.$"),
+    ({"edges": [(0, 1, 2)]}, r"^The 'edges' parameter of LayerGraph must be pairs \(u, v\) of"),
+    ({"edges": [(0.5, 1)]}, r"^The 'edges' .* of ints .*Got \[\(0\.5, 1\)\]\.$"),
+    ({"output_bytes": [1, 1.7, 3]}, r"^The 'output_bytes' parameter of LayerGraph must be 3 "
+                                    r"finite non-negative whole numbers\. Got \[1, 1\.7, 3\]\.$"),
+    ({"output_bytes": ["a", "b", "c"]}, r"^The 'output_bytes' .* Got \['a', 'b', 'c'\]\.$"),
+    ({"output_bytes": None}, r"^The 'output_bytes' .* a list of sizes\. Got 'NoneType'\.$"),
 ])
 def test_bad_arrays_are_rejected(kwargs: dict, message: str) -> None:
     args = {"edges": [(0, 1), (1, 2)], "output_bytes": [1, 2, 3]} | kwargs
@@ -118,8 +125,14 @@ def test_node_and_edge_lists_must_be_sequences(field: str) -> None:
     args = {"names": ("x", "y"), "kinds": ("input", "linear"), "edges": ((0, 1),),
             "output_bytes": [1, 1], "param_bytes": [0, 0], "flops": [0, 0], "latency_s": [0, 0]}
     with pytest.raises(InvalidParameterError, match=f"^The '{field}' parameter of LayerGraph "
-                       "must be a sequence. Got 'NoneType'.$"):
+                       "must be .* Got 'NoneType'.$"):
         LayerGraph(**args | {field: None})
+
+
+def test_from_costs_needs_costs() -> None:
+    with pytest.raises(InvalidParameterError, match="^The 'costs' parameter of LayerGraph."
+                       r"from_costs must be a Costs \(Costs.of\(system\)\)\. Got None\.$"):
+        LayerGraph.from_costs(None)
 
 
 def test_kinds_must_match_the_nodes() -> None:

@@ -62,24 +62,38 @@ class LayerGraph:
 
     def __post_init__(self) -> None:
         owner = "LayerGraph"
-        for field in ("names", "kinds", "edges"):
-            v.listed(owner, field, getattr(self, field), "a sequence")
-        n = len(self.names)
-        if n < 2 or len(set(self.names)) != n:
-            raise v.fail(owner, "names", "at least 2 unique node names", self.names)
-        if len(self.kinds) != n:
-            raise v.fail(owner, "kinds", f"{n} kinds, one per node", self.kinds)
-        edges = tuple(sorted({(int(u), int(w)) for u, w in self.edges}))
+        names = v.listed(owner, "names", self.names, "at least 2 unique node names (strings)",
+                         lambda x: isinstance(x, str))
+        n = len(names)
+        if n < 2 or len(set(names)) != n:
+            raise v.fail(owner, "names", "at least 2 unique node names (strings)", names)
+        kinds = v.listed(owner, "kinds", self.kinds, f"{n} kinds (strings), one per node",
+                         lambda x: isinstance(x, str))
+        if len(kinds) != n:
+            raise v.fail(owner, "kinds", f"{n} kinds (strings), one per node", kinds)
+        rule = f"pairs (u, v) of ints with 0 <= u < v < {n} (nodes in topological order)"
+        pairs = v.listed(owner, "edges", self.edges, rule, lambda e: isinstance(e, Sequence)
+                         and len(e) == 2 and all(v.is_int(x) for x in e))
+        edges = tuple(sorted({(int(u), int(w)) for u, w in pairs}))
         if any(not 0 <= u < w < n for u, w in edges):
-            raise v.fail(owner, "edges", f"pairs (u, v) with 0 <= u < v < {n} "
-                         "(nodes in topological order)", self.edges)
+            raise v.fail(owner, "edges", rule, self.edges)
+        object.__setattr__(self, "names", tuple(names))
+        object.__setattr__(self, "kinds", tuple(kinds))
         object.__setattr__(self, "edges", edges)
         for field, dtype in (("output_bytes", np.int64), ("param_bytes", np.int64),
                              ("flops", np.int64), ("latency_s", float)):
-            arr = np.asarray(getattr(self, field), dtype=dtype)
-            if arr.shape != (n,) or not np.all(np.isfinite(arr)) or np.any(arr < 0):
-                raise v.fail(owner, field, f"{n} finite non-negative numbers",
-                             getattr(self, field))
+            whole = dtype is np.int64
+            rule = f"{n} finite non-negative {'whole ' if whole else ''}numbers"
+            given = getattr(self, field)
+            shown = list(given) if isinstance(given, (list, tuple)) and len(given) <= 8 \
+                else given if isinstance(given, np.ndarray) else v.brief(given)
+            try:
+                arr = np.asarray(given, dtype=float)
+            except (TypeError, ValueError):
+                raise v.fail(owner, field, rule, shown) from None
+            if arr.shape != (n,) or not np.all(np.isfinite(arr)) or np.any(arr < 0) \
+                    or (whole and np.any(arr != np.round(arr))):
+                raise v.fail(owner, field, rule, shown)
             object.__setattr__(self, field, _frozen(arr, dtype))
 
     @classmethod
@@ -87,10 +101,10 @@ class LayerGraph:
                    latency_s: Sequence[float] | None = None,
                    names: Sequence[str] | None = None) -> LayerGraph:
         """A graph from plain arrays (node 0 is the input; no weights, no FLOPs)."""
-        n = len(output_bytes)
-        return cls(names=tuple(names) if names is not None
+        n = len(v.listed("LayerGraph", "output_bytes", output_bytes, "a list of sizes"))
+        return cls(names=names if names is not None
                    else ("input", *(f"n{i}" for i in range(1, n))),
-                   kinds=("input",) + ("node",) * (n - 1), edges=tuple(edges),
+                   kinds=("input",) + ("node",) * (n - 1), edges=edges,
                    output_bytes=output_bytes, param_bytes=np.zeros(n), flops=np.zeros(n),
                    latency_s=np.zeros(n) if latency_s is None else latency_s)
 
@@ -98,13 +112,17 @@ class LayerGraph:
     def path(cls, output_bytes: Sequence[int], *, latency_s: Sequence[float] | None = None,
              names: Sequence[str] | None = None) -> LayerGraph:
         """A chain: node i feeds node i + 1 (node 0 is the input)."""
-        edges = [(i, i + 1) for i in range(len(output_bytes) - 1)]
+        n = len(v.listed("LayerGraph", "output_bytes", output_bytes, "a list of sizes"))
+        edges = [(i, i + 1) for i in range(n - 1)]
         return cls.from_edges(edges, output_bytes, latency_s=latency_s, names=names)
 
     @classmethod
     def from_costs(cls, costs: Any) -> LayerGraph:
         """The path DAG of a :class:`Costs` chain: the input, then its blocks, with
         their bytes and their latency on the reference host (speed 1)."""
+        from ._costs import Costs
+
+        v.instance("LayerGraph.from_costs", "costs", costs, Costs, "a Costs (Costs.of(system))")
         model = costs.system.chain(costs.chain).model
         n = costs.n_blocks + 1
         return cls(names=("input", *costs.blocks), kinds=("input",) + ("block",) * (n - 1),
