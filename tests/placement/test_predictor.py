@@ -161,6 +161,8 @@ def test_unseen_kind_and_bad_samples():
         predictor.predict([query])
     with pytest.raises(InvalidParameterError, match=r"'kind' parameter .* Got 'linear'"):
         predictor.coefficients("linear")
+    with pytest.raises(InvalidParameterError, match=r"'kind' parameter .* Got \['conv2d'\]"):
+        predictor.coefficients(["conv2d"])  # was a TypeError: unhashable list
     with pytest.raises(InvalidParameterError, match=exactly(
             "The 'samples' parameter of LatencyPredictor.fit must be a non-empty list of "
             "LayerSample with latency_s. Got [LayerSample(kind='block', flops=10, "

@@ -298,7 +298,7 @@ class LatencyPredictor:
     def coefficients(self, kind: str) -> dict[str, float]:
         """The fitted law of ``kind``: intercept and seconds per FLOP and per byte."""
         self._check_fitted()
-        if kind not in self._weights:
+        if not isinstance(kind, str) or kind not in self._weights:  # a list is unhashable
             raise v.fail("LatencyPredictor.coefficients", "kind", f"one of {list(self.kinds)}",
                          kind)
         return dict(zip(_FEATURES, (float(w) for w in self._weights[kind])))
