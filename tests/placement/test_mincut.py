@@ -159,6 +159,20 @@ def test_solver_errors(resnet: LayerGraph) -> None:
         MinCutSolver(resnet, np.zeros(n), np.zeros(n)).solve(0.0)
     with pytest.raises(InvalidParameterError, match="'edge_speed' parameter of mincut_graph"):
         mincut_graph(resnet, edge_speed=0, server_speed=1, bandwidth_bps=1e6)
+    with pytest.raises(InvalidParameterError, match="^The 'graph' parameter of mincut_graph "
+                       "must be a LayerGraph"):
+        mincut_graph(None, edge_speed=1, server_speed=2, bandwidth_bps=1e6)
+
+
+def test_times_past_the_ticks_range_count_as_forever() -> None:
+    # 8e302 s of transfer, 1e300 s on the edge: their picoseconds overflowed an int
+    g = LayerGraph.path([100, 200, 300, 400])
+    slow_link = mincut_split(g, edge_s=[0, 1, 1, 1], server_s=[0, .1, .1, .1],
+                             bandwidth_bps=1e-300)
+    assert slow_link.server == () and slow_link.latency_s == 3.0
+    slow_edge = mincut_split(g, edge_s=[0, 1e300, 1e300, 1e300], server_s=[0, .1, .1, .1],
+                             bandwidth_bps=1e6)
+    assert slow_edge.server == (1, 2, 3)
 
 
 # ------------------------------------------------------------------------ scenarios

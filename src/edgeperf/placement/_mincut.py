@@ -49,6 +49,7 @@ from ._decision import PlacementDecision
 __all__ = ["MinCutSplit", "MinCutSolver", "mincut_split", "mincut_graph", "mincut"]
 
 _TICKS = 1e12  # capacities in picoseconds
+_FOREVER = float(2**62)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True, eq=False)
@@ -93,7 +94,8 @@ def _costs_array(owner: str, name: str, value: Any, n: int) -> np.ndarray:
 
 
 def _ticks(seconds: np.ndarray) -> list[int]:
-    return [int(round(x * _TICKS)) for x in seconds]
+    # past 2**62 ps (146 years) a time is as good as forever; the cap keeps it an int
+    return [int(round(min(float(x) * _TICKS, _FOREVER))) for x in seconds]
 
 
 class MinCutSolver:
@@ -207,6 +209,7 @@ def mincut_graph(graph: LayerGraph, *, edge_speed: float, server_speed: float,
     """Split a graph measured on this host (:func:`layer_graph`) between tiers
     ``edge_speed`` and ``server_speed`` times as fast as this host."""
     owner = "mincut_graph"
+    v.instance(owner, "graph", graph, LayerGraph, "a LayerGraph (layer_graph(model, x))")
     edge = v.positive(owner, "edge_speed", edge_speed)
     server = v.positive(owner, "server_speed", server_speed)
     return mincut_split(graph, edge_s=graph.latency_s / edge, server_s=graph.latency_s / server,
