@@ -324,3 +324,14 @@ def test_bad_reward_inputs_are_refused():
     with pytest.raises(InvalidParameterError, match=r"^The 'exits' parameter of adaee_reward "
                        r"must be exit indices in \[0, 2\)\. Got 2\.$"):
         adaee_reward([0.5, 0.6], 2, [1.0, 2.0], 0.5)
+    rows = np.array([[0.2, 0.8], [0.5, 0.4]])
+    with pytest.raises(InvalidParameterError, match=r"^The 'exits' parameter of adaee_reward "
+                       r"must be an array of the rows' shape \(2,\), or with one more axis "
+                       r"\(an exit per arm\)\. Got 'shape \(3,\)'\.$"):
+        adaee_reward(rows, [1, 0, 1], [1.0, 2.0], 0.5)  # was an IndexError
+    with pytest.raises(InvalidParameterError, match=r"^The 'confidence' parameter of adaee_reward "
+                       r"must be rows of confidences \[\.\.\., exits\]\. Got 'str'\.$"):
+        adaee_reward("high", [0], [1.0, 2.0], 0.5)
+    with pytest.raises(InvalidParameterError, match=r"^The 'exit_means' parameter of "
+                       r"adaee_reward must be 2 finite numbers"):
+        adaee_reward(rows, [1, 0], "ab", 0.5)

@@ -111,8 +111,16 @@ def adaee_reward(confidence: np.ndarray, exits: np.ndarray, exit_means: Sequence
     """
     owner = "adaee_reward"
     w = v.non_negative(owner, "overhead_weight", overhead_weight)
-    c = _valid_confidences(confidence)
-    means = np.asarray(exit_means, dtype=float)
+    try:
+        c = _valid_confidences(confidence)
+    except (TypeError, ValueError):
+        c = np.empty(0)  # refused just below
+    if c.ndim < 1 or c.shape[-1] < 1:
+        raise v.fail(owner, "confidence", "rows of confidences [..., exits]", v.brief(confidence))
+    try:
+        means = np.asarray(exit_means, dtype=float)
+    except (TypeError, ValueError):
+        means = np.empty(0)  # refused just below
     if means.shape != c.shape[-1:] or not np.all(np.isfinite(means)):
         raise v.fail(owner, "exit_means", f"{c.shape[-1]} finite numbers, one per exit",
                      exit_means)
@@ -120,6 +128,10 @@ def adaee_reward(confidence: np.ndarray, exits: np.ndarray, exit_means: Sequence
     if not np.issubdtype(e.dtype, np.integer) or (e.size and (e.min() < 0
                                                               or e.max() >= c.shape[-1])):
         raise v.fail(owner, "exits", f"exit indices in [0, {c.shape[-1]})", exits)
+    lead = c.shape[:-1]
+    if e.shape[:len(lead)] != lead or e.ndim > len(lead) + 1:
+        raise v.fail(owner, "exits", f"an array of the rows' shape {lead}, or with one more "
+                     "axis (an exit per arm)", f"shape {e.shape}")
     return _reward(c, e.astype(np.int64), overhead_shares(means), w)
 
 
