@@ -149,6 +149,18 @@ def test_exit_options_check_their_arguments():
             "The 'probabilities' parameter of ExitOption must be a mapping exit block -> "
             "probability. Got 'list'.")):
         ExitOption(probabilities=[0.1], accuracy=0.9)
+    for ragged in ([[0.5], [0.1, 0.2]], [["high", "low"]]):  # were numpy's ValueError
+        with pytest.raises(InvalidParameterError, match=exactly(
+                "The 'thresholds' parameter of exit_options must be threshold vectors of 2 "
+                "numbers (one per early exit), or one of them. Got 'list'.")):
+            exit_options(table, model, ragged)
+    with pytest.raises(InvalidParameterError, match=exactly(
+            "The 'probabilities' parameter of ExitOption must be keyed by exit block names. "
+            "Got [1].")):
+        ExitOption(probabilities={1: 0.5}, accuracy=0.9)
+    with pytest.raises(InvalidParameterError, match=exactly(
+            "The 'model' parameter of ExitOption.apply must be a DNN. Got None.")):
+        ExitOption(probabilities={"b1": 0.5}, accuracy=0.9).apply(None)
 
 
 def test_place_refuses_a_method_that_is_not_a_name():

@@ -57,12 +57,17 @@ class ExitOption:
     def __post_init__(self) -> None:
         v.instance("ExitOption", "probabilities", self.probabilities, Mapping,
                    "a mapping exit block -> probability")
+        if not all(isinstance(k, str) for k in self.probabilities):
+            raise v.fail("ExitOption", "probabilities", "keyed by exit block names",
+                         list(self.probabilities))
         for q in self.probabilities.values():
             v.probability("ExitOption", "probabilities", q)
         v.probability("ExitOption", "accuracy", self.accuracy)
+        v.instance("ExitOption", "label", self.label, str, "a string")
 
     def apply(self, model: DNN) -> DNN:
         """``model`` with these exit probabilities on its exit blocks."""
+        v.instance("ExitOption.apply", "model", model, DNN, "a DNN")
         exits = [b.name for b in model.blocks if b.exit_probability is not None]
         if sorted(self.probabilities) != sorted(exits):
             raise v.fail("ExitOption", "probabilities", f"keyed by the model's exits {exits}",
@@ -81,9 +86,16 @@ def exit_options(table: ExitTable, model: DNN,
     if table.n_exits != len(exits) + 1:
         raise v.fail("exit_options", "table", f"{len(exits) + 1} exits, as the model has "
                      f"(exits after {exits} and the final one)", table.n_exits)
-    shares, accuracy = table.evaluate(np.atleast_2d(np.asarray(thresholds, dtype=float)))
+    rule = f"threshold vectors of {len(exits)} numbers (one per early exit), or one of them"
+    try:
+        vectors = np.atleast_2d(np.asarray(thresholds, dtype=float))
+    except (TypeError, ValueError):  # ragged, or not numbers
+        raise v.fail("exit_options", "thresholds", rule, v.brief(thresholds)) from None
+    if vectors.ndim != 2:
+        raise v.fail("exit_options", "thresholds", rule, f"shape {vectors.shape}")
+    shares, accuracy = table.evaluate(vectors)
     out = []
-    for row, acc, thr in zip(shares, accuracy, np.atleast_2d(thresholds)):
+    for row, acc, thr in zip(shares, accuracy, vectors):
         reach, probabilities = 1.0, {}
         for name, share in zip(exits, row):
             probabilities[name] = min(share / reach, 1.0) if reach > 0 else 0.0
