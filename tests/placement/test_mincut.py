@@ -157,6 +157,9 @@ def test_solver_errors(resnet: LayerGraph) -> None:
     with pytest.raises(InvalidParameterError, match="'bandwidth_bps' parameter of "
                        "MinCutSolver.solve must be a finite number > 0"):
         MinCutSolver(resnet, np.zeros(n), np.zeros(n)).solve(0.0)
+    with pytest.raises(InvalidParameterError, match="^The 'input_on_edge' parameter of "
+                       "MinCutSolver must be True or False. Got 'str'.$"):
+        MinCutSolver(resnet, np.zeros(n), np.zeros(n), input_on_edge="no")  # "no" is truthy
     with pytest.raises(InvalidParameterError, match="'edge_speed' parameter of mincut_graph"):
         mincut_graph(resnet, edge_speed=0, server_speed=1, bandwidth_bps=1e6)
     with pytest.raises(InvalidParameterError, match="^The 'graph' parameter of mincut_graph "

@@ -361,6 +361,16 @@ def test_simulation_search_errors():
         simulation_search(system, chain="nope")
     with pytest.raises(InvalidParameterError, match="'system' parameter of simulation_search"):
         simulation_search(None)
+    # checked before the search, not after it by the confirming simulation
+    with pytest.raises(InvalidParameterError, match=r"^The 'confirm' parameter of "
+                       r"simulation_search must be True or False\. Got -1\.$"):
+        simulation_search(system, confirm=-1)
+    with pytest.raises(InvalidParameterError, match=r"^The 'jobs' parameter of "
+                       r"simulation_search must be an int >= 100\. Got 5\.$"):
+        simulation_search(system, jobs=5)
+    with pytest.raises(InvalidParameterError, match=r"^The 'replications' parameter of "
+                       r"compare_search must be an int >= 1\. Got 0\.$"):
+        compare_search(system, replications=0)
 
 
 def test_compare_search_runs_every_method():

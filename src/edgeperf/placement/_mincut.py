@@ -115,6 +115,7 @@ class MinCutSolver:
 
         owner = "MinCutSolver"
         v.instance(owner, "graph", graph, LayerGraph, "a LayerGraph")
+        v.instance(owner, "input_on_edge", input_on_edge, bool, "True or False")
         n = graph.n_nodes
         self.graph = graph
         self.edge_s = _costs_array(owner, "edge_s", edge_s, n)

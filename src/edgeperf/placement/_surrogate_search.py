@@ -259,8 +259,14 @@ class _Search:
 
 
 def _check(owner: str, system: object, objective: object, time_budget_s: object,
-           loss_tolerance: object, seed: object, chain: object = None) -> None:
+           loss_tolerance: object, seed: object, chain: object, confirm: object, jobs: object,
+           replications: object) -> None:
+    """Every option, before the search: a bad confirmation would fail only after it."""
     v.instance(owner, "system", system, System, "a System")
+    v.instance(owner, "confirm", confirm, bool, "True or False")
+    if confirm:
+        v.integer(owner, "jobs", jobs, low=100)  # simulate's own bounds
+        v.integer(owner, "replications", replications, low=1)
     if objective not in OBJECTIVES:
         raise v.fail(owner, "objective", f"one of {list(OBJECTIVES)}", objective)
     v.positive(owner, "time_budget_s", time_budget_s)
@@ -321,7 +327,8 @@ def surrogate_search(system: System, *, chain: str | None = None, model: object 
     to trust.
     """
     owner = "surrogate_search"
-    _check(owner, system, objective, time_budget_s, loss_tolerance, seed, chain)
+    _check(owner, system, objective, time_budget_s, loss_tolerance, seed, chain, confirm, jobs,
+           replications)
     return _searched(system, _model(owner, model, system), "surrogate", chain=chain,
                      objective=objective, time_budget_s=time_budget_s, seed=seed,
                      tolerance=loss_tolerance, confirm=(jobs, replications) if confirm else None)
@@ -338,7 +345,8 @@ def simulation_search(system: System, *, chain: str | None = None, objective: st
     candidates per second than the twin scores, hence the longer default budget.
     """
     owner = "simulation_search"
-    _check(owner, system, objective, time_budget_s, loss_tolerance, seed, chain)
+    _check(owner, system, objective, time_budget_s, loss_tolerance, seed, chain, confirm, jobs,
+           replications)
     v.integer(owner, "scoring_jobs", scoring_jobs, low=1)
     return _searched(system, _SimulationScorer(scoring_jobs, seed), "simulation", chain=chain,
                      objective=objective, time_budget_s=time_budget_s, seed=seed,
@@ -430,7 +438,7 @@ def compare_search(system: System, *, time_budget_s: float = 10.0, seed: int = 0
     half-width takes Student's t at one degree of freedom (12.7) and hides
     differences between the methods' winners."""
     owner = "compare_search"
-    _check(owner, system, objective, time_budget_s, 0.0, seed)
+    _check(owner, system, objective, time_budget_s, 0.0, seed, None, True, jobs, replications)
     v.integer(owner, "scoring_jobs", scoring_jobs, low=1)
     from ..surrogate import AnalyticModel
 
