@@ -294,6 +294,8 @@ def test_erlang_arrivals_need_a_rate_and_whole_phases(make, message):
      "Got 'float'."),
     (lambda: TraceArrivals(times="soon"),
      "The 'times' parameter of TraceArrivals must be at least two timestamps. Got 'soon'."),
+    (lambda: TraceArrivals(times=(0.0, 1.0), source=3),
+     "The 'source' parameter of TraceArrivals must be a non-empty string. Got 3."),
     (lambda: PiecewiseArrivals(rates=None, durations=(1.0,)),
      "The 'rates' parameter of PiecewiseArrivals must be a sequence of numbers. "
      "Got 'NoneType'."),

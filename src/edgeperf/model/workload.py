@@ -104,6 +104,8 @@ class TraceArrivals:
         if times[-1] <= times[0]:
             raise v.fail("TraceArrivals", "times", "timestamps spanning a positive time",
                          f"all equal to {times[0]}")
+        if self.source is not None:  # the file it came from, for messages
+            v.name_string("TraceArrivals", "source", self.source)
         object.__setattr__(self, "times", tuple(float(t) for t in times))
 
     @property
