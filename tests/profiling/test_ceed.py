@@ -153,6 +153,12 @@ def test_without_log_moments_the_law_is_gamma_on_mean_and_var(tmp_path, files):
 # --------------------------------------------------------------------------- errors
 
 
+def test_a_name_must_be_a_name(tmp_path):  # '' fell back to the default
+    with pytest.raises(InvalidParameterError, match=exactly(
+            "The 'name' parameter of import_ceed must be a non-empty string. Got ''.")):
+        import_ceed(tmp_path, name="")
+
+
 def test_a_missing_folder_or_file(tmp_path):
     with pytest.raises(ScenarioError, match=exactly(
             f"{tmp_path / 'model_profile.json'}: is missing (a CEED profile folder holds "

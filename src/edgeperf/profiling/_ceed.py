@@ -208,6 +208,8 @@ def import_ceed(directory: str | Path, *, name: str | None = None) -> Profile:
     inconsistent gates, raise one ScenarioError line naming file and field.
     """
     folder = v.path("import_ceed", "directory", directory, kind="folder")
+    if name is not None:
+        v.name_string("import_ceed", "name", name)
     model = _read(folder / _FILES[0], _ModelFile)
     file = folder / _FILES[1]
     system = _read(file, _SystemFile)
@@ -229,8 +231,8 @@ def import_ceed(directory: str | Path, *, name: str | None = None) -> Profile:
     if "model" in system.memory:
         host["model_bytes"] = str(int(system.memory["model"]))
     try:
-        return Profile(name=name or f"ceed-{model.dataset}", source="CEED import",
-                       input_shape=tuple(model.input_size), num_classes=model.num_classes,
+        return Profile(name=f"ceed-{model.dataset}" if name is None else name,
+                       source="CEED import", input_shape=tuple(model.input_size), num_classes=model.num_classes,
                        host=host, blocks=tuple(blocks))
     except InvalidParameterError as err:
         raise ScenarioError(f"{folder / _FILES[0]}: {err}") from None
