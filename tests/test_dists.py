@@ -164,7 +164,7 @@ def test_scaled_divides_by_speed(law):
     (lambda: Mixture((Exponential(1.0),), (1.0,)).sample(np.random.default_rng(0), 2.5),
      "The 'n' parameter of Mixture.sample must be an int >= 0. Got 2.5."),
     (lambda: Deterministic(1.0).sample(0, 3), "The 'rng' parameter of Deterministic.sample must "
-     "be a numpy Generator (numpy.random.default_rng(seed)). Got 'int'."),
+     "be a numpy Generator (numpy.random.default_rng(seed)). Got 0."),
     (lambda: Exponential(1.0).scaled(0), "The 'factor' parameter of Exponential.scaled must be a finite number > 0. Got 0."),
     (lambda: poisson_pmf(None, 3), "The 'mean_count' parameter of poisson_pmf must be a finite mean >= 0 or a 1-D array of them. Got None."),
     (lambda: poisson_pmf([1.0, -1.0], 3), r"The 'mean_count' parameter of poisson_pmf must be a finite mean >= 0 or a 1-D array of them. Got \[1.0, -1.0\]."),

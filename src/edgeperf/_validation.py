@@ -141,6 +141,14 @@ def brief(value: object) -> object:
     return value if plain else type(value).__name__
 
 
+def shown(value: object, most: int = 8) -> object:
+    """A list, tuple or 1-D array of at most ``most`` items as a list, else :func:`brief`."""
+    if isinstance(value, (list, tuple)) or (isinstance(value, np.ndarray) and value.ndim == 1):
+        if len(value) <= most:
+            return value.tolist() if isinstance(value, np.ndarray) else list(value)
+    return brief(value)
+
+
 def array(owner: str, name: str, value: object, rule: str,
           valid: Callable[[np.ndarray], bool] | None = None) -> np.ndarray:
     """``value`` as a float array that ``valid`` (if given) accepts; ``rule`` says what

@@ -93,7 +93,7 @@ class ServiceLaw(ABC):
         owner = type(self).__name__ + ".sample"
         if not isinstance(rng, np.random.Generator):
             raise v.fail(owner, "rng", "a numpy Generator (numpy.random.default_rng(seed))",
-                         type(rng).__name__)
+                         v.brief(rng))
         return self._sample(rng, v.integer(owner, "n", n, low=0))
 
     @abstractmethod

@@ -75,12 +75,11 @@ class ExitTable:
         owner = "ExitTable.exits_for"
         thr = _thresholds(thresholds, self.n_exits, owner)
         if rows is not None:
-            rows = np.asarray(rows)
+            given, rows = rows, np.asarray(rows)
             if rows.ndim != 1 or rows.dtype.kind not in "iu" or \
                     (len(rows) and not 0 <= rows.min() <= rows.max() < self.n_samples):
-                shown = rows.tolist() if rows.size <= 8 else v.brief(rows)
                 raise v.fail(owner, "rows", f"a 1-D array of sample indices below "
-                             f"{self.n_samples}", shown)
+                             f"{self.n_samples}", v.shown(given))
         conf = self.confidence if rows is None else self.confidence[rows]
         if self.n_exits == 1:
             return np.zeros(len(conf), dtype=np.int64)

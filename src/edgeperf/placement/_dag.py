@@ -85,8 +85,7 @@ class LayerGraph:
             whole = dtype is np.int64
             rule = f"{n} finite non-negative {'whole ' if whole else ''}numbers"
             given = getattr(self, field)
-            shown = list(given) if isinstance(given, (list, tuple)) and len(given) <= 8 \
-                else given if isinstance(given, np.ndarray) else v.brief(given)
+            shown = v.shown(given)
             try:
                 arr = np.asarray(given, dtype=float)
             except (TypeError, ValueError):

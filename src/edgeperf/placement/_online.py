@@ -155,8 +155,7 @@ class CoreScaling:
         except (TypeError, ValueError):
             raise v.fail("CoreScaling.speed", "cores", rule, v.brief(cores)) from None
         if not np.all(c >= 1.0) or not np.all(np.isfinite(c)):  # NaN fails the first
-            raise v.fail("CoreScaling.speed", "cores", rule,
-                         c.tolist() if c.size <= 8 else v.brief(cores))
+            raise v.fail("CoreScaling.speed", "cores", rule, v.shown(cores))
         p = self.parallel_fraction
         return 1.0 / ((1.0 - p) + p / c)
 

@@ -232,7 +232,7 @@ def import_ceed(directory: str | Path, *, name: str | None = None) -> Profile:
         host["model_bytes"] = str(int(system.memory["model"]))
     try:
         return Profile(name=f"ceed-{model.dataset}" if name is None else name,
-                       source="CEED import", input_shape=tuple(model.input_size), num_classes=model.num_classes,
-                       host=host, blocks=tuple(blocks))
+                       source="CEED import", input_shape=tuple(model.input_size),
+                       num_classes=model.num_classes, host=host, blocks=tuple(blocks))
     except InvalidParameterError as err:
         raise ScenarioError(f"{folder / _FILES[0]}: {err}") from None
