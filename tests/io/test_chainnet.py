@@ -311,6 +311,16 @@ def test_a_folder_where_a_file_goes_is_found_before_anything_is_written(tmp_path
     assert [p.name for p in out.iterdir()] == ["labels.json"]
 
 
+def test_the_data_set_folder_itself_is_refused_as_out(tmp_path):
+    data = write_set(tmp_path / "data")
+    before = sorted(p.name for p in data.iterdir())
+    with pytest.raises(InvalidParameterError, match=re.escape(
+            "The 'out' parameter of import_chainnet must be a folder other than the data set's "
+            f"own. Got '{data / '.'}'.") + "$"):
+        import_chainnet(data, data / ".")  # the same folder, spelled otherwise
+    assert sorted(p.name for p in data.iterdir()) == before
+
+
 def test_a_bad_set_writes_nothing(tmp_path):
     write_set(tmp_path / "data", path="1 2\n3 1 2\n2 9\n")
     with pytest.raises(ScenarioError, match=r"path\.txt: line 3"):

@@ -252,6 +252,9 @@ def import_chainnet(directory: str | Path, out: str | Path,
     """
     folder = v.path("import_chainnet", "directory", directory, kind="folder")
     target = v.path("import_chainnet", "out", out, kind="folder")
+    if target.resolve() == folder.resolve():  # the scenarios would land among the data files
+        raise v.fail("import_chainnet", "out", "a folder other than the data set's own",
+                     str(target))
     read = read_chainnet(folder, samples)
     for sample in read:
         parse_scenario(sample.scenario, source=f"{folder} sample {sample.index}")
