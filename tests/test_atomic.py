@@ -27,4 +27,7 @@ def test_a_target_that_cannot_be_written_is_named(tmp_path):
         with pytest.raises(InvalidParameterError,
                            match=rf"^Cannot write '{target}': {why}\.$"):
             write_text_atomic(target, "text")
+    with pytest.raises(InvalidParameterError, match=r"^Cannot write '.*a\\x00b': a path has no "
+                       r"NUL byte\.$"):
+        write_text_atomic(tmp_path / "a\0b", "text")  # os raised a bare ValueError
     assert list(tmp_path.iterdir()) == []

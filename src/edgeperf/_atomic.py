@@ -23,6 +23,8 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     """A temporary path beside ``path`` (same suffix, for writers that look at
     it); renamed onto ``path`` when the block ends normally, removed otherwise."""
     target = Path(path)
+    if "\0" in str(target):  # the OS cannot take one
+        raise InvalidParameterError(f"Cannot write {str(target)!r}: a path has no NUL byte.")
     if target.is_dir() or not target.parent.is_dir():
         why = "it is a folder" if target.is_dir() else "its folder does not exist"
         raise InvalidParameterError(f"Cannot write {str(target)!r}: {why}.")

@@ -107,9 +107,12 @@ def seed(owner: str, name: str, value: object, *, bits: int = 64) -> int:
 
 
 def path(owner: str, name: str, value: object, *, kind: str = "file") -> Path:
-    """A non-empty str or os.PathLike, as a Path; ``kind`` names what it should lead to."""
+    """A non-empty str or os.PathLike, as a Path; ``kind`` names what it should lead to.
+    No NUL byte: the OS cannot take one (os raises a bare ValueError)."""
     if not isinstance(value, (str, os.PathLike)) or not str(value):
         raise fail(owner, name, f"a {kind} path (str or os.PathLike)", value)
+    if "\0" in str(value):
+        raise fail(owner, name, f"a {kind} path without a NUL byte", str(value))
     return Path(value)
 
 

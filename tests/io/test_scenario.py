@@ -58,6 +58,16 @@ def test_load_scenario_refuses_what_is_not_a_path():
     with pytest.raises(InvalidParameterError, match=r"'path' parameter of load_scenario must be "
                        r"a file path \(str or os\.PathLike\)\. Got None\."):
         load_scenario(None)
+    with pytest.raises(InvalidParameterError, match=r"^The 'path' parameter of load_scenario "
+                       r"must be a file path without a NUL byte\. Got 'a\\x00b'\.$"):
+        load_scenario("a\0b")  # os raised a bare ValueError
+
+
+def test_parse_scenario_needs_a_base_folder():
+    data = yaml.safe_load(EXAMPLE.read_text())
+    with pytest.raises(InvalidParameterError, match=r"^The 'base' parameter of parse_scenario "
+                       r"must be a folder path \(str or os\.PathLike\)\. Got None\.$"):
+        parse_scenario(data, base=None)
 
 
 def test_the_json_twin_loads_identically(tmp_path):

@@ -116,8 +116,9 @@ def parse_scenario(data: object, source: str = "<scenario>", base: str | Path = 
     if not isinstance(data, dict):
         raise ScenarioError(f"{source}: (top level): must be a mapping of sections. "
                             f"Got {type(data).__name__}.")
+    base = v.path("parse_scenario", "base", base, kind="folder")
     try:
-        spec = ScenarioSpec.model_validate(data, context={"base": Path(base)})
+        spec = ScenarioSpec.model_validate(data, context={"base": base})
     except ValidationError as err:
         raise _from_validation(source, err) from None
     try:
