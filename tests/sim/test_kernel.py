@@ -16,8 +16,9 @@ from edgeperf.dists import Deterministic, Empirical, Exponential, Gamma, Lognorm
 from edgeperf.exceptions import InvalidParameterError, UnsupportedModelError
 from edgeperf.io import parse_scenario
 from edgeperf.queueing import Station, StationExit, mg1k
-from edgeperf.sim import (AssignedExits, ExitTable, SimulationEvaluator, ThresholdExits,
-                          replicate_chain, simulate, simulate_station)
+from edgeperf.sim import (AssignedExits, ExitShares, ExitTable, SimulationEvaluator,
+                          StaticExits, ThresholdExits, replicate_chain, simulate,
+                          simulate_station)
 
 LAWS = {"D": Deterministic(1.0), "M": Exponential(1.0), "G-scv2": Gamma(0.5, 1.0),
         "E4": Gamma(4, 1.0), "LN-scv3": Lognormal(1.0, 3.0),
@@ -172,6 +173,16 @@ def test_simulation_evaluator_refuses_bad_options_when_made(option, value):
     with pytest.raises(InvalidParameterError,
                        match=f"^The '{option}' parameter of SimulationEvaluator must be"):
         SimulationEvaluator(**{option: value})
+
+
+@pytest.mark.parametrize("make", [lambda: StaticExits("table.npz"),
+                                  lambda: ExitShares((0.5, 0.5), "table.npz"),
+                                  lambda: AssignedExits((0,), "table.npz")])
+def test_exit_policies_refuse_a_table_that_is_not_one(make):
+    # it failed only inside the run, with an AttributeError
+    with pytest.raises(InvalidParameterError, match=r"^The 'table' parameter of \w+ must be None "
+                       r"or an ExitTable\. Got 'str'\.$"):
+        make()
 
 
 def test_trace_file_has_one_row_per_job(tmp_path):

@@ -30,6 +30,9 @@ class StaticExits:
 
     table: ExitTable | None = None
 
+    def __post_init__(self) -> None:
+        _optional_table(self)
+
 
 @dataclass(frozen=True, slots=True, eq=False)
 class ThresholdExits:
@@ -58,6 +61,7 @@ class AssignedExits:
                 or exits.min() < 0:
             raise v.fail("AssignedExits", "exits", "a non-empty list of exit indices >= 0",
                          self.exits)
+        _optional_table(self)
         object.__setattr__(self, "exits", tuple(int(e) for e in exits))
 
 
@@ -72,7 +76,14 @@ class ExitShares:
         size = len(self.probabilities) if isinstance(self.probabilities, (list, tuple, np.ndarray)) \
             else 0
         p = v.weights("ExitShares", "probabilities", self.probabilities, max(size, 1))
+        _optional_table(self)
         object.__setattr__(self, "probabilities", tuple(p))
+
+
+def _optional_table(policy: StaticExits | AssignedExits | ExitShares) -> None:
+    if policy.table is not None:
+        v.instance(type(policy).__name__, "table", policy.table, ExitTable,
+                   "None or an ExitTable")
 
 
 ExitPolicy = StaticExits | ThresholdExits | AssignedExits | ExitShares
