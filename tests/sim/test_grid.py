@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 
+import numpy as np
 import pytest
 
 from edgeperf.exceptions import InvalidParameterError
@@ -71,6 +72,14 @@ def test_grid_errors_for_duplicates_emptiness_and_size():
         grid_points(["a=1:1000:1", "b=1:1000:1"])
     with pytest.raises(SweepError, match=r"--set a: needs a non-empty list of values"):
         grid_points({"a": []})
+    for values in (5, None, iter([1])):  # were TypeErrors from len()
+        with pytest.raises(SweepError, match=r"^--set a: needs a non-empty list of values\."):
+            grid_points({"a": values})
+    assert grid_points({"a": np.array([1.0, 2.0])}) == [{"a": 1.0}, {"a": 2.0}]
+    with pytest.raises(SweepError, match=r"^A sweep's parameter must be a PATH string .*Got 3\.$"):
+        grid_points({3: [1]})
+    with pytest.raises(SweepError, match=r"^A sweep's parameter must be a PATH string .*Got 3\.$"):
+        apply_point({"a": 1}, {3: 1})
 
 
 def test_what_is_not_a_spec_gets_one_clear_message():

@@ -250,6 +250,19 @@ def test_a_scheduler_that_does_not_answer_gets_one_line_quickly(pi_server):
         run_sweep(pi_server, ["workload.arrival.rate=10"], scheduler="localhost")
 
 
+@pytest.mark.parametrize("option, message", [
+    ({"evaluate": 3}, r"'evaluate' parameter of run_sweep must be a function evaluate\(system, "
+                      r"jobs=, replications=, seed=\) or an evaluator with evaluate\(system\)\. "
+                      r"Got 3\."),
+    ({"scheduler": 8786}, r"'scheduler' parameter of run_sweep must be None or a scheduler "
+                          r"address \(tcp://HOST:PORT\)\. Got 8786\."),
+])
+def test_what_cannot_run_is_refused_before_a_cluster_starts(pi_server, option, message):
+    # an evaluate that is no function failed on the workers, point by point
+    with pytest.raises(InvalidParameterError, match="^The " + message + "$"):
+        run_sweep(pi_server, ["workload.arrival.rate=10"], **option)
+
+
 @pytest.mark.parametrize("address", ["localhost", "tcp://host:notaport", "tcp://:8786x"])
 def test_a_malformed_address_is_refused_before_a_client_exists(pi_server, monkeypatch, address):
     """A Client that fails half-way through construction blocks for 20 s and prints a

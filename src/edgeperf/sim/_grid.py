@@ -18,6 +18,8 @@ from collections.abc import Mapping, Sequence
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
+import numpy as np
+
 from .. import _validation as v
 from ..exceptions import InvalidParameterError
 
@@ -122,12 +124,16 @@ def grid_points(sets: Sequence[str] | Mapping[str, Sequence[Any]]) -> list[Point
         raise SweepError(f"A sweep needs at least one --set PATH=VALUES ({_EXAMPLE}).")
     seen: dict[tuple, str] = {}
     for path, values in specs:
+        if not isinstance(path, str):
+            raise SweepError(f"A sweep's parameter must be a PATH string ({_EXAMPLE}). "
+                             f"Got {path!r}.")
         key = tuple(int(t) if isinstance(t, str) and t.isdigit() else t for t in _split(path))
         if key in seen:
             raise SweepError(f"--set {path}: the same parameter is set twice "
                              f"({seen[key]!r} and {path!r}).")
         seen[key] = path
-        if isinstance(values, str) or not len(values):
+        if not isinstance(values, (Sequence, np.ndarray)) or isinstance(values, str) \
+                or not len(values):
             raise SweepError(f"--set {path}: needs a non-empty list of values. Got {values!r}.")
     total = math.prod(len(values) for _, values in specs)
     if total > MAX_POINTS:
@@ -175,6 +181,9 @@ def apply_point(data: Any, point: Point) -> Any:
     v.instance("apply_point", "point", point, Mapping, "a mapping PATH -> value")
     out = copy.deepcopy(data)
     for path, value in point.items():
+        if not isinstance(path, str):
+            raise SweepError(f"A sweep's parameter must be a PATH string ({_EXAMPLE}). "
+                             f"Got {path!r}.")
         parent, key = _locate(out, path)
         parent[key] = value
     return out

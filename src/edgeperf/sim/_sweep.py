@@ -179,6 +179,14 @@ def run_sweep(scenarios: Mapping[str, Any] | Sequence[Mapping[str, Any] | System
     v.integer("run_sweep", "jobs", jobs, low=1)
     v.integer("run_sweep", "replications", replications, low=1)
     v.integer("run_sweep", "seed", seed, low=0)
+    if not (callable(evaluate) or callable(getattr(evaluate, "evaluate", None))):
+        # else every point would fail on the workers, one by one
+        raise v.fail("run_sweep", "evaluate", "a function evaluate(system, jobs=, "
+                     "replications=, seed=) or an evaluator with evaluate(system)",
+                     v.brief(evaluate))
+    if scheduler is not None and not isinstance(scheduler, str):
+        raise v.fail("run_sweep", "scheduler", "None or a scheduler address "
+                     "(tcp://HOST:PORT)", v.brief(scheduler))
     if client is None and scheduler is None:  # a local cluster: its workers share our cores
         n_workers = min(2, v.usable_cores()) if n_workers is None else \
             v.cores("run_sweep", "n_workers", n_workers)
