@@ -97,6 +97,16 @@ def test_threshold_count_and_ports_are_checked(tmp_path, tiny_model):
         plan_deployment(system, tiny_model, scenario_path=file, thresholds=[0.5, 0.5])
     with pytest.raises(InvalidParameterError, match="3 distinct ports"):
         plan_deployment(system, tiny_model, scenario_path=file, ports=[7001, 7001, 7002])
+    for ports in ([-1, 7001, 7002], ["a", "b", "c"], [True, 7001, 7002]):  # bound tcp://...:a
+        with pytest.raises(InvalidParameterError, match=r"^The 'ports' parameter of "
+                           r"plan_deployment must be 3 distinct ports from 1 to 65535 "):
+            plan_deployment(system, tiny_model, scenario_path=file, ports=ports)
+    with pytest.raises(InvalidParameterError, match=r"^The 'thresholds' parameter of "
+                       r"ExitPolicySpec must be a finite number >= 0\. Got nan\.$"):
+        plan_deployment(system, tiny_model, scenario_path=file, thresholds=[float("nan")] * 11)
+    with pytest.raises(InvalidParameterError, match=r"^The 'host' parameter of plan_deployment "
+                       r"must be a non-empty string\. Got None\.$"):
+        plan_deployment(system, tiny_model, scenario_path=file, host=None)
 
 
 def _fake_model(folder, names):
@@ -119,6 +129,10 @@ def test_refuses_what_is_not_a_system_or_a_path(tmp_path, tiny_model):
                        r"plan_deployment must be a folder path \(str or os\.PathLike\)\. "
                        r"Got None\.$"):
         plan_deployment(load_scenario(file), None, scenario_path=file)
+    with pytest.raises(InvalidParameterError, match=r"^The 'scenario_path' parameter of "
+                       r"plan_deployment must be a file path \(str or os\.PathLike\)\. "
+                       r"Got None\.$"):
+        plan_deployment(load_scenario(file), tiny_model, scenario_path=None)
     with pytest.raises(InvalidParameterError, match=r"^The 'path' parameter of load_deployment "
                        r"must be a file path \(str or os\.PathLike\)\. Got None\.$"):
         load_deployment(None)

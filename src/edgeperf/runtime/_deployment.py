@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -91,8 +92,15 @@ class ExitPolicySpec:
         if self.kind == "online" and not self.policy:
             raise v.fail("ExitPolicySpec", "policy", "a policy name for kind 'online'",
                          self.policy)
-        object.__setattr__(self, "thresholds", tuple(float(t) for t in self.thresholds))
+        if self.policy is not None:
+            v.name_string("ExitPolicySpec", "policy", self.policy)
+        rule = "confidence thresholds >= 0, one per early exit (above 1: never leave there)"
+        thresholds = v.listed("ExitPolicySpec", "thresholds", self.thresholds, rule)
+        object.__setattr__(self, "thresholds", tuple(
+            v.real("ExitPolicySpec", "thresholds", t, low=0.0) for t in thresholds))
         v.probability("ExitPolicySpec", "loss_target", self.loss_target)
+        v.instance("ExitPolicySpec", "options", self.options, Mapping,
+                   "a mapping of the policy's options")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -144,7 +144,10 @@ def plan_deployment(system: System, model_dir: str | Path, *, scenario_path: str
     then the collector's (default: free ports picked now). ``threads``: torch
     threads of every worker, or by device name (1 for the others).
     """
-    v.instance("plan_deployment", "system", system, System, "a System")
+    owner = "plan_deployment"
+    v.instance(owner, "system", system, System, "a System")
+    v.name_string(owner, "host", host)
+    scenario_file = v.path(owner, "scenario_path", scenario_path)
     target = _chain(system, chain)
     folder = v.path("plan_deployment", "model_dir", model_dir, kind="folder").resolve()
     _check_model(target, model_structure(folder), folder)
@@ -152,10 +155,12 @@ def plan_deployment(system: System, model_dir: str | Path, *, scenario_path: str
     fragments = target.fragments
     n_exits = 1 + sum(b.exit_probability is not None for b in target.model.blocks)
     policy = _policy(thresholds, n_exits, len(fragments))
-    chosen = list(ports) if ports is not None else free_ports(len(fragments) + 1, host)
+    rule = (f"{len(fragments) + 1} distinct ports from 1 to 65535 (one per worker, then the "
+            "collector's)")
+    chosen = free_ports(len(fragments) + 1, host) if ports is None else v.listed(
+        owner, "ports", ports, rule, lambda p: v.is_int(p) and 1 <= p <= 65535)
     if len(chosen) != len(fragments) + 1 or len(set(chosen)) != len(chosen):
-        raise v.fail("plan_deployment", "ports", f"{len(fragments) + 1} distinct ports (one "
-                     "per worker, then the collector's)", chosen)
+        raise v.fail(owner, "ports", rule, chosen)
     binds = [f"tcp://{host}:{p}" for p in chosen]
     workers = []
     for i, fragment in enumerate(fragments):
@@ -168,6 +173,6 @@ def plan_deployment(system: System, model_dir: str | Path, *, scenario_path: str
             next=binds[i + 1] if after else None,
             link=_stage(system.link_between(device.name, after)) if after else None))
     upload = _stage(system.link_between(*target.upload)) if target.upload else None
-    return Deployment(scenario=str(Path(scenario_path).resolve()), model_dir=str(folder),
+    return Deployment(scenario=str(scenario_file.resolve()), model_dir=str(folder),
                       chain=target.name, collector=binds[-1], workers=tuple(workers),
                       exit_policy=policy, upload=upload)
