@@ -5,6 +5,7 @@ import pytest
 
 from edgeperf.earlyexit import load_trained, save_trained, train_digits
 from edgeperf.exceptions import InvalidParameterError
+from edgeperf.model import ExitTable
 
 
 @pytest.fixture(scope="module")
@@ -43,6 +44,22 @@ def test_a_folder_missing_files_is_refused(trained, tmp_path):
         with pytest.raises(InvalidParameterError, match=r"'directory' parameter of \w+_trained "
                            r"must be a folder path \(str or os\.PathLike\)\. Got None\."):
             call(None)
+
+
+def test_a_folder_whose_files_do_not_belong_together_is_refused(trained, tmp_path):
+    save_trained(trained, tmp_path / "m")
+    (tmp_path / "m" / "calibration.json").write_text("[1, 2]")
+    with pytest.raises(InvalidParameterError, match=r"^The 'directory' parameter of load_trained "
+                       r"must be a calibration\.json holding a mapping with a list 'exits'"):
+        load_trained(tmp_path / "m")  # loaded, then .exits raised a TypeError
+    save_trained(trained, tmp_path / "m")
+    table = trained.table
+    ExitTable(confidence=table.confidence[:, :2], correct=table.correct[:, :2]).save(
+        tmp_path / "m" / "exit_table.npz")
+    with pytest.raises(InvalidParameterError, match=r"^The 'directory' parameter of load_trained "
+                       rf"must be an exit_table\.npz with the network's {trained.net.n_exits} "
+                       r"exits \(it has 2\)"):
+        load_trained(tmp_path / "m")  # was taken silently
 
 
 def test_an_unknown_model_is_refused():

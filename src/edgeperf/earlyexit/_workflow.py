@@ -107,5 +107,11 @@ def load_trained(directory: str | Path) -> TrainedExits:
     except (ValueError, UnicodeDecodeError) as err:
         raise v.fail("load_trained", "directory", f"a readable {CALIBRATION} ({err})",
                      str(folder)) from None
-    return TrainedExits(net=load(folder / WEIGHTS), table=ExitTable.load(folder / TABLE),
-                        summary=summary)
+    if not isinstance(summary, dict) or not isinstance(summary.get("exits"), list):
+        raise v.fail("load_trained", "directory", f"a {CALIBRATION} holding a mapping with "
+                     "a list 'exits' (as save_trained writes)", str(folder))
+    net, table = load(folder / WEIGHTS), ExitTable.load(folder / TABLE)
+    if table.n_exits != net.n_exits:  # the files of two trainings mixed
+        raise v.fail("load_trained", "directory", f"an {TABLE} with the network's "
+                     f"{net.n_exits} exits (it has {table.n_exits})", str(folder))
+    return TrainedExits(net=net, table=table, summary=summary)
