@@ -163,8 +163,19 @@ def test_train_errors(graphs):
         train(model, graphs[:4], [encode(two_chains())])
     with pytest.raises(InvalidParameterError, match=r"'pred' parameter of mape must be an array"):
         mape(np.ones((3, 2)), np.ones((2, 2)))
-    with pytest.raises(InvalidParameterError, match="'true' parameter of mape must be positive"):
+    with pytest.raises(InvalidParameterError, match="'true' parameter of mape must be finite "
+                                                    "positive values. Got 0.0."):
         mape(np.ones((2, 2)), np.zeros((2, 2)))
+    # these returned NaN or inf
+    with pytest.raises(InvalidParameterError, match=r"^The 'pred' parameter of mape must be "
+                       r"finite values\. Got nan\.$"):
+        mape(np.full((2, 2), np.nan), np.ones((2, 2)))
+    with pytest.raises(InvalidParameterError, match=r"^The 'true' parameter of mape must be "
+                       r"finite positive values\. Got inf\.$"):
+        mape(np.ones((2, 2)), np.full((2, 2), np.inf))
+    with pytest.raises(InvalidParameterError, match=r"'pred' parameter of mape must be an array "
+                       r"\[n >= 1, 2\]"):
+        mape(np.zeros((0, 2)), np.zeros((0, 2)))
     with pytest.raises(InvalidParameterError, match=r"^The 'pred' parameter of mape must be an "
                        r"array \[n, 2\] or \[n, 3\] of numbers\. Got 'x'\.$"):
         mape("x", np.ones((2, 2)))

@@ -68,12 +68,21 @@ def mape(pred: object, true: object) -> dict[str, float]:
     and, when there are three, response_time_e2e) and their mean, in percent."""
     p, t = (v.array("mape", name, x, "an array [n, 2] or [n, 3] of numbers")
             for name, x in (("pred", pred), ("true", true)))
-    if p.ndim != 2 or p.shape[1] not in (2, 3) or p.shape != t.shape:
-        raise v.fail("mape", "pred", f"an array [n, 2] or [n, 3] shaped like 'true' {t.shape}",
-                     p.shape)
-    if not np.all(t > 0):
-        raise v.fail("mape", "true", "positive values", float(t.min()))
-    err = np.mean(np.abs(p - t) / t, axis=0) * 100.0
+    if p.ndim != 2 or p.shape[1] not in (2, 3) or p.shape != t.shape or not len(p):
+        raise v.fail("mape", "pred", f"an array [n >= 1, 2] or [n >= 1, 3] shaped like 'true' "
+                     f"{t.shape}", p.shape)
+    if not np.all(np.isfinite(p)):
+        raise v.fail("mape", "pred", "finite values", float(p[~np.isfinite(p)][0]))
+    if not np.all((t > 0) & np.isfinite(t)):
+        raise v.fail("mape", "true", "finite positive values",
+                     float(t[~((t > 0) & np.isfinite(t))][0]))
+    return _mape(p, t)
+
+
+def _mape(pred: np.ndarray, true: np.ndarray) -> dict[str, float]:
+    """:func:`mape` unchecked: a diverging model's NaN predictions give NaN, which
+    training reads as a failed epoch."""
+    err = np.mean(np.abs(pred - true) / true, axis=0) * 100.0
     return {**{name: float(e) for name, e in zip(_NAMES, err)}, "mean": float(err.mean())}
 
 
@@ -104,7 +113,7 @@ def _evaluate(model: SurrogateModel, batch: DeploymentGraph) -> dict[str, float]
         pred = model(batch)
     model.train()
     true = batch.target[:, :pred.shape[1]]  # type: ignore[index]
-    return mape(pred.double().numpy(), true.double().numpy())
+    return _mape(pred.double().numpy(), true.double().numpy())
 
 
 def _epoch(model: SurrogateModel, graphs: list[DeploymentGraph], optimizer: torch.optim.Optimizer,
