@@ -1,8 +1,11 @@
 """The reference simulator against exact results, within 95% confidence intervals."""
 
+import re
+
 import pytest
 
 from edgeperf.dists import Deterministic, Exponential, Gamma, Lognormal
+from edgeperf.exceptions import InvalidParameterError
 from edgeperf.queueing import Station, StationExit, ekg1k, loss_chain, mg1k
 from edgeperf.sim import replicate_chain, simulate_chain, simulate_station
 
@@ -77,3 +80,23 @@ def test_same_seed_same_result():
     stations = [Station(name="a", capacity=2, service=Gamma(2, 0.1))]
     assert simulate_chain(9.0, stations, n_jobs=5000, seed=4) == \
         simulate_chain(9.0, stations, n_jobs=5000, seed=4)
+
+
+@pytest.mark.parametrize("call, message", [
+    (lambda s: simulate_chain(9.0, [], n_jobs=100),  # returned a loss of 1 with no station
+     "The 'stations' parameter of simulate_chain must be a non-empty list of Station. Got []."),
+    (lambda s: simulate_chain(9.0, [1], n_jobs=100),
+     "The 'stations' parameter of simulate_chain must be a non-empty list of Station. Got [1]."),
+    (lambda s: simulate_chain(9.0, s, n_jobs=100, seed=None),  # a fresh seed every time
+     "The 'seed' parameter of simulate_chain must be an int from 0 to 2**64 - 1. Got None."),
+    (lambda s: simulate_chain(9.0, s, n_jobs=100, final_exit=""),
+     "The 'final_exit' parameter of simulate_chain must be a non-empty string. Got ''."),
+    (lambda s: replicate_chain(9.0, s, n_jobs=100, seed="a"),
+     "The 'seed' parameter of replicate_chain must be an int from 0 to 2**64 - 1. Got 'a'."),
+    (lambda s: simulate_station(9.0, Gamma(2, 0.1), 3, jobs=1000, name=None),
+     "The 'name' parameter of simulate_station must be a non-empty string. Got None."),
+])
+def test_bad_arguments_get_one_clear_message(call, message):
+    stations = [Station(name="a", capacity=2, service=Gamma(2, 0.1))]
+    with pytest.raises(InvalidParameterError, match="^" + re.escape(message) + "$"):
+        call(stations)

@@ -60,7 +60,12 @@ def simulate_chain(arrival_rate: float, stations: Sequence[Station], *, n_jobs: 
     n = v.integer("simulate_chain", "n_jobs", n_jobs, low=10)
     warm = v.real("simulate_chain", "warmup_fraction", warmup_fraction, low=0.0, high=0.9)
     k = v.integer("simulate_chain", "arrival_phases", arrival_phases, low=1)
-    rng = np.random.default_rng(seed)
+    stations = v.listed("simulate_chain", "stations", stations, "a non-empty list of Station",
+                        lambda s: isinstance(s, Station))
+    if not stations:
+        raise v.fail("simulate_chain", "stations", "a non-empty list of Station", stations)
+    v.name_string("simulate_chain", "final_exit", final_exit)
+    rng = np.random.default_rng(v.seed("simulate_chain", "seed", seed))
     process = PoissonArrivals(rate=rate) if k == 1 else ErlangArrivals(rate=rate, phases=k)
     arrivals = arrival_times(process, rng, n)
     measured = np.arange(n) >= int(warm * n)
@@ -118,6 +123,7 @@ def replicate_chain(arrival_rate: float, stations: Sequence[Station], *, replica
     """Independent replications (seeds ``seed``, ``seed + 1``, ...): the mean of
     each metric and its 95% t half-width, keyed as ``simulate``'s are."""
     reps = v.integer("replicate_chain", "replications", replications, low=2)
+    seed = v.seed("replicate_chain", "seed", seed)
     runs = [simulate_chain(arrival_rate, stations, seed=seed + r, **kwargs)  # type: ignore[arg-type]
             for r in range(reps)]
     return _combine(runs)

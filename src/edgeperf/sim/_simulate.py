@@ -195,6 +195,7 @@ def simulate_station(arrival_rate: float, law: ServiceLaw, capacity: int, *,
     if not isinstance(law, ServiceLaw):
         raise v.fail("simulate_station", "law", "a service law from edgeperf.dists", law)
     cap = v.integer("simulate_station", "capacity", capacity, low=1)
+    v.name_string("simulate_station", "name", name)
     network = Network((SimStation(name, 1, cap),),
                       (Route(chain="station", arrival=arrival, hops=(Hop(0, 0, 0, (law,)),),
                              exit_names=("final",), exit_blocks=(0,), exit_probabilities=()),))
