@@ -3,6 +3,8 @@ percentage error left out, and the timing it reports."""
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import numpy as np
 import pytest
 
@@ -115,3 +117,21 @@ def test_errors():
     with pytest.raises(InvalidParameterError, match="'batch' parameter of evaluate_model"):
         evaluate_model(AnalyticModel(), [sample([{"tput_ratio": 1, "response_time": 1}] * 2)],
                        batch=0)
+    with pytest.raises(InvalidParameterError, match=r"^The 'model' parameter of evaluate_model "
+                       r"must be a surrogate model \(load_model, build_model\)\. Got None\.$"):
+        evaluate_model(None, [good])  # was an AttributeError
+
+
+@pytest.mark.parametrize("labels", [
+    (),  # an AxisError
+    ({"tput_ratio": 1.0, "response_time": 1.0},) * 3,  # more labels than chains: IndexError
+    ({"tput": 1.0, "response_time": 1.0},) * 2,  # a KeyError
+    ({"tput_ratio": "1", "response_time": 1.0},) * 2,  # numpy's UFuncTypeError
+])
+def test_labels_that_do_not_fit_the_deployment_are_named(labels):
+    # any object with scenario and labels is taken (Sample checks its own)
+    bad = SimpleNamespace(scenario=TWO_CHAINS, labels=labels)
+    with pytest.raises(InvalidParameterError, match=r"^The 'samples' parameter of evaluate_model "
+                       r"must be labels of sample 0: one mapping per chain \(2\) with numbers "
+                       r"\['tput_ratio', 'response_time'\]\. Got "):
+        evaluate_model(Fixed(1.0, 2.0), [bad])

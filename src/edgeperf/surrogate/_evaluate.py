@@ -7,13 +7,14 @@ that lost every job) have no percentage error; they are left out and counted.
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from .. import _validation as v
+from ._dataset import LABELS
 
 __all__ = ["evaluate_model"]
 
@@ -45,11 +46,15 @@ def evaluate_model(model: Any, samples: Sequence[Any], *, batch: int = 256,
     if not items or not all(hasattr(s, "scenario") and hasattr(s, "labels") for s in items):
         raise v.fail("evaluate_model", "samples", rule, samples)
     v.integer("evaluate_model", "batch", batch, low=1)
+    if not callable(getattr(model, "predict", None)):
+        raise v.fail("evaluate_model", "model", "a surrogate model (load_model, build_model)",
+                     v.brief(model))
     if plot is not None:
         v.plot_file("evaluate_model", "plot", v.path("evaluate_model", "plot", plot))
     start = time.perf_counter()
     systems = [parse_scenario(s.scenario, source=f"sample {n}") for n, s in enumerate(items)]
     parsed = time.perf_counter()
+    _check_labels(items, systems)
     model.predict(encode_batch(systems[:1]))  # the first call allocates: not a prediction's cost
     encode_s = forward_s = 0.0
     domain, outside = getattr(model, "domain", None), 0
@@ -105,3 +110,18 @@ def _end_to_end(pred: np.ndarray, true: np.ndarray, keep: np.ndarray) -> dict[st
     gap = np.abs(pred[known, 2] - true[known])
     return {"mape_response_time_e2e": float(np.mean(gap / true[known]) * 100.0),
             "mae_response_time_e2e": float(np.mean(gap)), "chains_e2e": int(known.sum())}
+
+
+def _check_labels(items: list, systems: list) -> None:
+    """Each deployment's labels: one mapping per chain with numeric ``tput_ratio``
+    and ``response_time`` (NaN or 0 leaves a chain out of the score)."""
+    for n, (sample, system) in enumerate(zip(items, systems)):
+        labels = sample.labels
+        ok = isinstance(labels, (list, tuple)) and len(labels) == len(system.chains) and all(
+            isinstance(c, Mapping) and all(v.is_real(c.get(k)) for k in LABELS[:2])
+            for c in labels)
+        if not ok:
+            raise v.fail("evaluate_model", "samples", f"labels of sample {n}: one mapping per "
+                         f"chain ({len(system.chains)}) with numbers {list(LABELS[:2])}",
+                         v.shown(labels, 4))
+
