@@ -192,6 +192,9 @@ def test_store_errors(tmp_path):
         save_model(unfitted, tmp_path / "no" / "such")
     with pytest.raises(InvalidParameterError, match="JSON-able mapping"):
         save_model(unfitted, tmp_path, provenance={"bad": object()})
+    with pytest.raises(InvalidParameterError, match=r"^The 'provenance' parameter of save_model "
+                       r"must be None or a JSON-able mapping\. Got 'str'\.$"):
+        save_model(unfitted, tmp_path, provenance="run 3")  # dict('run 3') raised a ValueError
     (tmp_path / "pair.json").mkdir()  # the pair is written whole or not at all
     with pytest.raises(InvalidParameterError, match=r"a place for the model's two files "
                        r"\(pair\.json is a folder\)"):
@@ -220,6 +223,10 @@ def test_store_errors(tmp_path):
     with pytest.raises(InvalidParameterError, match="trained on this version's graph features"):
         load_model(tmp_path)
     text["normalization"]["chain"]["features"] = features
+    for key, tampered in (("model", ["mlp"]), ("normalization", [1])):  # TypeError, AttributeError
+        (tmp_path / "chainnet.json").write_text(json.dumps({**text, key: tampered}))
+        with pytest.raises(InvalidParameterError, match=r"^The 'path' parameter of load_model"):
+            load_model(tmp_path)
     text["domain"] = {"chains": [3, 1]}
     (tmp_path / "chainnet.json").write_text(json.dumps(text))
     with pytest.raises(InvalidParameterError, match=r"a description whose domain is valid "

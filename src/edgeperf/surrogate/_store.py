@@ -69,6 +69,8 @@ def save_model(model: SurrogateModel, path: str | os.PathLike[str], *,
     if taken is not None:
         raise v.fail("save_model", "path", f"a place for the model's two files ({taken.name} "
                      "is a folder)", str(path))
+    if provenance is not None:
+        v.instance("save_model", "provenance", provenance, Mapping, "None or a JSON-able mapping")
     text = {"format": FORMAT, "model": model.name, "config": model.config,
             "normalization": _normalization(model), "training": model.training_report,
             "domain": None if model.domain is None else model.domain.to_dict(),
@@ -98,11 +100,13 @@ def _description(path: Path) -> dict[str, Any]:
                      str(path)) from None
     if not isinstance(text, dict) or text.get("format") != FORMAT:
         raise v.fail("load_model", "path", f"a description in format {FORMAT!r}", str(path))
-    if text.get("model") not in MODELS or text["model"] == "analytic":
+    if not isinstance(text.get("model"), str) or text["model"] not in MODELS \
+            or text["model"] == "analytic":
         raise v.fail("load_model", "path", f"a description naming a learned model "
                      f"{sorted(set(MODELS) - {'analytic'})}", text.get("model"))
-    saved = {key: (text.get("normalization") or {}).get(key, {}).get("features")
-             for key in _FEATURES}
+    norm = text.get("normalization")
+    saved = {key: norm[key].get("features") if isinstance(norm, dict)
+             and isinstance(norm.get(key), dict) else None for key in _FEATURES}
     if saved != {key: list(features) for key, features in _FEATURES.items()}:
         raise v.fail("load_model", "path", "a model trained on this version's graph features "
                      "(retrain it: edgeperf surrogate train)", str(path))
