@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from pathlib import Path
 
 import numpy as np
@@ -88,6 +89,16 @@ def test_sample_labels_must_match_the_chains():
     with pytest.raises(InvalidParameterError, match=r"^The 'scenario' parameter of Sample must "
                        r"be a scenario mapping \(devices, links, chains\)\. Got None\.$"):
         Sample(scenario=None, labels=())
+    # these were taken, and save_dataset then raised a bare ValueError
+    good = {k: 1.0 for k in LABELS}
+    for key, value in (("tput_ratio", "x"), ("response_time", -5.0)):
+        with pytest.raises(InvalidParameterError, match=r"^The 'labels' parameter of Sample "
+                           r"must be numbers >= 0 \(NaN where there is none\)\. Got "
+                           + re.escape(repr({key: value})) + r"\.$"):
+            Sample(scenario=scenario, labels=({**good, key: value},) * len(scenario["chains"]))
+    with pytest.raises(InvalidParameterError, match=r"^The 'device_loss' parameter of Sample must "
+                       r"be a mapping device name -> loss ratio\. Got 'str'\.$"):
+        Sample(scenario=scenario, labels=(good,) * len(scenario["chains"]), device_loss="x")
 
 
 def test_save_rejects_what_json_cannot_hold(samples, tmp_path):
@@ -96,6 +107,9 @@ def test_save_rejects_what_json_cannot_hold(samples, tmp_path):
         save_dataset(samples, tmp_path / "d.npz", meta={"when": object()})
     with pytest.raises(InvalidParameterError, match=r"'meta' .*no NaN"):
         save_dataset(samples, tmp_path / "d.npz", meta={"x": math.nan})
+    with pytest.raises(InvalidParameterError, match=r"^The 'meta' parameter of save_dataset must "
+                       r"be a JSON-compatible mapping\. Got None\.$"):
+        save_dataset(samples, tmp_path / "d.npz", meta=None)  # a TypeError
     stray = Sample(scenario=samples[0].scenario, labels=samples[0].labels,
                    device_loss={"nowhere": 0.5})
     with pytest.raises(InvalidParameterError, match=r"device_loss keys naming devices .*"

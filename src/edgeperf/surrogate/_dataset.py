@@ -79,6 +79,14 @@ class Sample:
             if not isinstance(label, Mapping) or set(label) != set(LABELS):
                 raise v.fail("Sample", "labels", f"mappings with the keys {list(LABELS)}",
                              sorted(label) if isinstance(label, Mapping) else label)
+            bad = [k for k, x in label.items() if not v.is_real(x) or x < 0]  # NaN: no label
+            if bad:
+                raise v.fail("Sample", "labels", "numbers >= 0 (NaN where there is none)",
+                             {bad[0]: label[bad[0]]})
+        if not isinstance(self.device_loss, Mapping) or not all(
+                isinstance(k, str) and v.is_real(x) for k, x in self.device_loss.items()):
+            raise v.fail("Sample", "device_loss", "a mapping device name -> loss ratio",
+                         v.brief(self.device_loss))
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -144,6 +152,7 @@ def save_dataset(samples: Sequence[Sample], path: str | Path, *,
     if strays:
         raise v.fail("save_dataset", "samples", rule, f"a list holding {strays[0]}")
     target = v.path("save_dataset", "path", path)
+    v.instance("save_dataset", "meta", meta, Mapping, "a JSON-compatible mapping")
     arrays = _arrays(samples, meta)
     with atomic_path(target) as tmp, tmp.open("wb") as f:  # a file: savez adds no suffix
         np.savez_compressed(f, **arrays)
