@@ -228,7 +228,10 @@ class _BadLabels(Dataset):
                          r"\('joint', 'heads'\)\. Got 'both'\."),
     ({"epochs": 0}, r"The 'epochs' parameter of train_exits must be an int >= 1\. Got 0\."),
     ({"batch_size": 0}, r"'batch_size' parameter of train_exits must be an int >= 1\. Got 0\."),
-    ({"lr": 0.0}, r"'lr' parameter of train_exits must be a finite number > 0\. Got 0\.0\."),
+    ({"lr": 0.0}, r"'lr' parameter of train_exits must be a finite number > 0 and <= "
+                  r"3\.40282e\+38\. Got 0\.0\."),
+    ({"lr": 1e300}, r"'lr' parameter of train_exits must be a finite number > 0 and <= "
+                    r"3\.40282e\+38\. Got 1e\+300\."),  # was torch's RuntimeError
     ({"weight_decay": -1.0}, r"'weight_decay' .* must be a finite number >= 0\. Got -1\.0\."),
     ({"seed": -3}, r"'seed' parameter of train_exits must be an int from 0 to 2\*\*64 - 1\. "
                    r"Got -3\."),

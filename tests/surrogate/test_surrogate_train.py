@@ -150,6 +150,9 @@ def test_train_errors(graphs):
         train(model, graphs[:4], graphs[4:8], epochs=0)
     with pytest.raises(InvalidParameterError, match="'lr' parameter of train"):
         train(model, graphs[:4], graphs[4:8], lr=-1.0)
+    with pytest.raises(InvalidParameterError, match=r"^The 'lr' parameter of train must be a "
+                       r"finite number > 0 and <= 3\.40282e\+38\. Got 1e\+300\.$"):
+        train(model, graphs[:4], graphs[4:8], lr=1e300)  # torch's RuntimeError
     with pytest.raises(InvalidParameterError, match=r"'seed' parameter of train must be an int "
                                                     r"from 0 to 2\*\*64 - 1"):
         train(model, graphs[:4], graphs[4:8], seed=2**64)  # past what torch's generators take
