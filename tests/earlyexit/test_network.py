@@ -412,6 +412,9 @@ def test_more_construction_errors(make_blocks):
         EarlyExitNet(make_blocks(), [], num_classes=3, input_shape=(1, 8, 8), final_head="fc")
     with pytest.raises(InvalidParameterError, match="'input_shape' parameter"):
         EarlyExitNet(make_blocks(), [], num_classes=3, input_shape=8)
+    with pytest.raises(InvalidParameterError, match=r"^The 'config' parameter of EarlyExitNet "
+                       r"must be None or a JSON-able mapping\. Got 'str'\.$"):
+        EarlyExitNet(make_blocks(), [], num_classes=3, input_shape=(1, 8, 8), config="x")
 
 
 def test_block_index_by_name(tiny_net):

@@ -165,6 +165,8 @@ class EarlyExitNet(nn.Module):
                 heads.append(head.build(shape, self.num_classes))
         self.heads = nn.ModuleList(heads)
         self._exit_of_block = {b: k for k, b in enumerate(self.exit_blocks)}
+        if config is not None:  # saved beside the weights, so that load can rebuild the net
+            v.instance("EarlyExitNet", "config", config, Mapping, "None or a JSON-able mapping")
         self.config: dict[str, Any] = dict(config) if config is not None else {}
         self._check_heads()
 
