@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import json
+import re
 import struct
 
 import pytest
 import yaml
 
 from edgeperf.exceptions import InvalidParameterError, UnsupportedModelError
-from edgeperf.io import load_scenario
-from edgeperf.runtime import ExitPolicySpec, load_deployment
+from edgeperf.io import ScenarioError, load_scenario
+from edgeperf.runtime import ExitPolicySpec, deployment_from_dict, load_deployment
 from edgeperf.runtime._plan import model_structure, plan_deployment
 from runtime_helpers import write_scenario
 
@@ -159,3 +160,13 @@ def test_threads_for_every_worker_or_by_device(tmp_path, tiny_model):
                                                threads=2).workers] == [2, 2]
     assert [w.threads for w in plan_deployment(system, tiny_model, scenario_path=file,
                                                threads={"b": 2}).workers] == [1, 2]
+
+
+@pytest.mark.parametrize("data, why", [
+    ({"format": "other"}, "not an edgeperf-deployment version 1 file"),
+    ({"format": "edgeperf-deployment", "version": 1}, "missing 'workers'"),
+])
+def test_a_file_that_is_no_deployment_says_so(data, why):
+    with pytest.raises(ScenarioError, match="^" + re.escape(
+            f"d.json: is not a deployment as plan_deployment writes it ({why}).") + "$"):
+        deployment_from_dict(data, "d.json")

@@ -163,7 +163,9 @@ def deployment_from_dict(data: dict[str, Any], source: str = "<deployment>") -> 
             for w in body["workers"])
         return Deployment(**body)
     except (TypeError, ValueError, KeyError, AttributeError) as err:
-        raise ScenarioError(f"{source}: {err}") from None
+        why = f"missing {err}" if isinstance(err, KeyError) else str(err)
+        raise ScenarioError(f"{source}: is not a deployment as plan_deployment writes it "
+                            f"({why}).") from None
 
 
 def load_deployment(path: str | Path) -> Deployment:
