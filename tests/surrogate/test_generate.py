@@ -141,6 +141,15 @@ def test_bad_regimes_are_rejected():
     with pytest.raises(InvalidParameterError, match=r"'min_devices' .*<= min\(pool, most chains "
                        r"x longest path\) = 4. Got 5"):
         Regime(chains=(1, 1), path=(2, 4), min_devices=5)
+    with pytest.raises(InvalidParameterError, match=r"^The 'capacity' parameter of Regime must "
+                       r"be a pair of integers below 2\*\*62\. Got \(1, 10+\)\.$"):
+        Regime(capacity=(1, 10**30))  # numpy's ValueError when drawn
+    with pytest.raises(InvalidParameterError, match=r"^The 'features' parameter of Regime must "
+                       r"be True or False\. Got 'str'\.$"):
+        Regime(features="yes")
+    with pytest.raises(InvalidParameterError, match=r"^The 'features' parameter of "
+                       r"larger_deployment must be True or False\. Got 'str'\.$"):
+        larger_deployment(np.random.default_rng(0), features="yes")
 
 
 def test_generation_is_reproducible_and_agrees_with_a_direct_simulation(client):

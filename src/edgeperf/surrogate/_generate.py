@@ -81,6 +81,9 @@ class Regime:
     def __post_init__(self) -> None:
         for name in ("chains", "path", "capacity"):
             _range(name, getattr(self, name), 1, numbers.Integral)
+        if self.capacity[1] >= 2**62:  # numpy draws it as an int64
+            raise v.fail("Regime", "capacity", "a pair of integers below 2**62", self.capacity)
+        v.instance("Regime", "features", self.features, bool, "True or False")
         _range("interarrival_s", self.interarrival_s, 0.0, numbers.Real, above=True)
         _range("service_s", self.service_s, 0.0, numbers.Real)
         if self.service_s[1] == self.service_s[0]:
@@ -224,6 +227,7 @@ def random_deployment(rng: np.random.Generator, regime: str | Regime = "chainnet
 def larger_deployment(rng: np.random.Generator, *, features: bool = False) -> dict[str, Any]:
     """A deployment beyond the training regime (11-16 devices, 2-4 chains of 7-10
     devices), with the ``edgeperf`` features when ``features``."""
+    v.instance("larger_deployment", "features", features, bool, "True or False")
     return random_deployment(rng, "larger-edgeperf" if features else "larger")
 
 
