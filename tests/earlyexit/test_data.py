@@ -112,6 +112,9 @@ def test_custom_fractions():
     ({"fractions": (0.8, 0.2, 0.0)}, r"'fractions' .* > 0 summing to 1\. Got \(0\.8, 0\.2, 0\.0\)"),
     ({"fractions": (0.6, 0.2, 0.3)}, r"'fractions' .* summing to 1"),
     ({"fractions": "abc"}, r"'fractions' .* Got 'abc'\."),
+    ({"fractions": (0.001, 0.001, 0.998)},  # scikit-learn's ValueError on a stratified split
+     r"^The 'fractions' parameter of digits_splits must be shares that leave every split at "
+     r"least one image per class \(10 classes, 1797 images\)\. Got \(0\.001, 0\.001, 0\.998\)\.$"),
 ])
 def test_digits_splits_rejects_bad_parameters(kwargs, match):
     with pytest.raises(InvalidParameterError, match=match):

@@ -84,10 +84,15 @@ def digits_splits(*, size: int = 32, channels: int = 1, seed: int = 0,
     images = _resize(digits.images, size, channels)
     labels = torch.as_tensor(digits.target, dtype=torch.int64)
     index = np.arange(len(labels))
-    rest, test = train_test_split(index, test_size=f_test, random_state=seed,
-                                  stratify=digits.target)
-    train, cal = train_test_split(rest, test_size=f_cal / (f_train + f_cal),
-                                  random_state=seed, stratify=digits.target[rest])
+    try:
+        rest, test = train_test_split(index, test_size=f_test, random_state=seed,
+                                      stratify=digits.target)
+        train, cal = train_test_split(rest, test_size=f_cal / (f_train + f_cal),
+                                      random_state=seed, stratify=digits.target[rest])
+    except ValueError:  # a split smaller than the classes: it cannot be stratified
+        raise fail(owner, "fractions", f"shares that leave every split at least one image "
+                   f"per class ({DIGITS_CLASSES} classes, {len(labels)} images)",
+                   tuple(fractions)) from None
 
     def part(idx: np.ndarray) -> TensorDataset:
         idx_t = torch.as_tensor(idx)
