@@ -168,14 +168,16 @@ def array(owner: str, name: str, value: object, rule: str,
     return arr
 
 
-def output_file(owner: str, name: str, path: Path) -> Path:
-    """A file to write: in an existing folder and not itself a folder. Checked
-    before long work, so a bad target fails at once rather than after it."""
-    if not path.parent.is_dir():
-        raise fail(owner, name, "a file in an existing folder", str(path))
-    if path.is_dir():
-        raise fail(owner, name, "a file, not a folder", str(path))
-    return path
+def output_file(owner: str, name: str, value: object) -> Path:
+    """A file to write (a :func:`path`): in an existing folder and not itself a
+    folder. Checked before long work, so a bad target fails at once rather than
+    after it."""
+    target = path(owner, name, value)
+    if not target.parent.is_dir():
+        raise fail(owner, name, "a file in an existing folder", str(target))
+    if target.is_dir():
+        raise fail(owner, name, "a file, not a folder", str(target))
+    return target
 
 
 def plot_formats() -> list[str]:

@@ -132,7 +132,7 @@ class ExitTable:
 
     def save(self, path: str | os.PathLike[str]) -> None:
         """Write the table to ``path`` as a NumPy ``.npz`` archive (no pickled objects)."""
-        path = v.output_file("ExitTable.save", "path", v.path("ExitTable.save", "path", path))
+        path = v.output_file("ExitTable.save", "path", path)
         arrays = {"confidence": self.confidence, "correct": self.correct}
         if self.predicted is not None:
             arrays["predicted"] = self.predicted

@@ -272,7 +272,7 @@ class ReSplitter:
         if not v.is_int(cut) or not 0 <= cut <= n:
             raise v.fail("ReSplitter.assignment", "cut", f"an int from 0 to {n} (blocks on the "
                          "device)", cut)
-        return np.where(np.arange(self.costs.n_blocks) < cut, self.device, self.server)
+        return np.where(np.arange(n) < cut, self.device, self.server)
 
     def speed_factor(self, cores: int | None) -> float:
         """What divides the device's profiled latencies with ``cores`` (None: as profiled)."""

@@ -305,7 +305,7 @@ class Profile:
 
     def save(self, path: str | Path) -> Path:
         """Write the JSON file atomically (readers never see half a file)."""
-        path = v.output_file("Profile.save", "path", v.path("Profile.save", "path", path))
+        path = v.output_file("Profile.save", "path", path)
         return write_text_atomic(path, self.to_json())
 
 

@@ -145,7 +145,7 @@ class Deployment:
         return {"format": FORMAT, "version": VERSION, **asdict(self)}
 
     def save(self, path: str | Path) -> Path:
-        path = v.output_file("Deployment.save", "path", v.path("Deployment.save", "path", path))
+        path = v.output_file("Deployment.save", "path", path)
         return write_text_atomic(path, json.dumps(self.to_dict(), indent=1) + "\n")
 
 

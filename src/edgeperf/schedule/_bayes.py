@@ -309,7 +309,7 @@ class BayesLookup:
 
     def save(self, path: str | Path) -> Path:
         """Write the lookup as JSON, atomically (readers never see half a file)."""
-        path = v.output_file("BayesLookup.save", "path", v.path("BayesLookup.save", "path", path))
+        path = v.output_file("BayesLookup.save", "path", path)
         return write_text_atomic(path, json.dumps(self.to_dict(), indent=1) + "\n")
 
     @classmethod

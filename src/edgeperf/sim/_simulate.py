@@ -163,7 +163,7 @@ def simulate_chains(system: System, *, jobs: int = 200_000, replications: int = 
     """
     v.instance("simulate", "system", system, System, "a System")
     if trace is not None:  # before the simulation, not after
-        trace = v.output_file("simulate", "trace", v.path("simulate", "trace", trace))
+        trace = v.output_file("simulate", "trace", trace)
     network = network_of(system)
     names = [c.name for c in system.chains]
     exit_list = _per_chain(exits, names, "exits", ExitPolicy.__args__)
