@@ -61,6 +61,12 @@ def non_negative(owner: str, name: str, value: object) -> float:
     return real(owner, name, value, low=0.0)
 
 
+def step_size(owner: str, name: str, value: object) -> float:
+    """A learning rate > 0 that torch can hold: it takes the step size as a float32,
+    and a larger one raised its overflow RuntimeError."""
+    return real(owner, name, value, low=0.0, low_open=True, high=float(np.finfo(np.float32).max))
+
+
 def probability(owner: str, name: str, value: object) -> float:
     return real(owner, name, value, low=0.0, high=1.0)
 

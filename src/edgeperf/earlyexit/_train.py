@@ -45,7 +45,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset, TensorDataset
 
-from .._validation import fail, integer, non_negative, real
+from .._validation import fail, integer, non_negative, step_size
 from .._validation import seed as v_seed
 from ._data import Shown, as_dataset, check_labels
 
@@ -131,8 +131,7 @@ def train_exits(net: nn.Module, train: object, *, scheme: str = "joint", epochs:
         raise fail(owner, "scheme", f"one of {SCHEMES}", scheme)
     epochs = integer(owner, "epochs", epochs, low=1)
     batch_size = integer(owner, "batch_size", batch_size, low=1)
-    # torch takes the step size as a float32: a larger one raised its overflow RuntimeError
-    lr = real(owner, "lr", lr, low=0.0, low_open=True, high=float(np.finfo(np.float32).max))
+    lr = step_size(owner, "lr", lr)
     weight_decay = non_negative(owner, "weight_decay", weight_decay)
     seed = v_seed(owner, "seed", seed)
     if not isinstance(progress, bool):

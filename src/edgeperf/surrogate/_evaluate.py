@@ -124,4 +124,3 @@ def _check_labels(items: list, systems: list) -> None:
             raise v.fail("evaluate_model", "samples", f"labels of sample {n}: one mapping per "
                          f"chain ({len(system.chains)}) with numbers {list(LABELS[:2])}",
                          v.shown(labels, 4))
-

@@ -146,8 +146,7 @@ def _check(model: object, epochs: int, lr: float, batch_size: int, patience: int
         raise v.fail("train", "model", "a learned surrogate (ChainNetModel, GATModel, GCNModel, "
                      "MLPModel); AnalyticModel needs no training", type(model).__name__)
     v.integer("train", "epochs", epochs, low=1)
-    # torch takes the step size as a float32: a larger one raised its overflow RuntimeError
-    v.real("train", "lr", lr, low=0.0, low_open=True, high=float(np.finfo(np.float32).max))
+    v.step_size("train", "lr", lr)
     v.integer("train", "batch_size", batch_size, low=1)
     v.integer("train", "patience", patience, low=1)
     v.seed("train", "seed", seed)
