@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 import torch
 
+from edgeperf._validation import usable_cores
 from edgeperf.dists import Deterministic, Exponential, Mixture
 from edgeperf.exceptions import InvalidParameterError, NotFittedError
 from edgeperf.model import (DNN, Block, Chain, Device, Link, Placement, PoissonArrivals, System,
@@ -105,6 +106,28 @@ def test_predict_needs_a_fitted_model(name):
     batch = hand_built()
     assert pred.shape == (3, 2)
     assert np.all(pred[:, 1] >= batch.service_time.numpy()[:3] * (1 - 1e-6))
+
+
+def test_predict_runs_on_one_torch_thread_unless_told_and_restores_the_count(monkeypatch):
+    model = build_model("mlp", hidden=8)
+    model.fitted.fill_(True)
+    seen, forward = [], model.forward
+    monkeypatch.setattr(model, "forward",
+                        lambda batch: (seen.append(torch.get_num_threads()), forward(batch))[1])
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)  # the caller's own setting
+        model.predict(two_chains())
+        assert seen == [1] and torch.get_num_threads() == 2
+        if usable_cores() >= 2:
+            torch.set_num_threads(1)
+            model.predict(two_chains(), threads=2)
+            assert seen[-1] == 2 and torch.get_num_threads() == 1
+        with pytest.raises(InvalidParameterError, match=r"^The 'threads' parameter of MLPModel"
+                           r"\.predict must be an int from 1 to \d+, the cores this machine"):
+            model.predict(two_chains(), threads=usable_cores() + 1)
+    finally:
+        torch.set_num_threads(before)
 
 
 def test_same_seed_same_weights():

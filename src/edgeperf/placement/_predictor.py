@@ -29,6 +29,7 @@ from typing import Any
 import numpy as np
 
 from .. import _validation as v
+from .._threads import torch_threads
 from ..dists import Deterministic
 from ..exceptions import NotFittedError
 from ..profiling import BlockProfile, HeadProfile, LatencyStats, Profile
@@ -114,14 +115,8 @@ def _configs() -> dict[str, Callable[[np.random.Generator], tuple[Any, tuple[int
 def _torch_threads(threads: int | None) -> Iterator[None]:
     import torch
 
-    before = torch.get_num_threads()
-    if threads is not None:
-        torch.set_num_threads(threads)
-    try:
-        with torch.random.fork_rng(), torch.inference_mode():
-            yield
-    finally:
-        torch.set_num_threads(before)
+    with torch_threads(threads), torch.random.fork_rng(), torch.inference_mode():
+        yield
 
 
 def _median_s(call: Callable[[], Any], repetitions: int, warmup: int) -> float:

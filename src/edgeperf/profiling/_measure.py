@@ -52,6 +52,7 @@ from typing import Any
 import numpy as np
 
 from .. import _validation as v
+from .._threads import torch_threads
 from ._profile import BlockProfile, HeadProfile, LatencyStats, Profile
 
 __all__ = ["measure_profile", "measure_paths", "count_flops", "parameter_bytes", "tensor_bytes"]
@@ -171,16 +172,15 @@ def _measuring(owner: str, net: Any, threads: int | None) -> Iterator[None]:
     """Eval mode, inference mode and the thread count, restored afterwards."""
     import torch
 
-    was_training, before = net.training, torch.get_num_threads()
     if threads is not None:
-        torch.set_num_threads(v.cores(owner, "threads", threads))
+        threads = v.cores(owner, "threads", threads)
+    was_training = net.training
     net.eval()
     try:
-        with torch.inference_mode():
+        with torch_threads(threads), torch.inference_mode():
             yield
     finally:
         net.train(was_training)
-        torch.set_num_threads(before)
 
 
 def _input(net: Any, seed: int) -> Any:

@@ -29,6 +29,7 @@ from torch import nn
 from torch.nn.utils.rnn import PackedSequence
 
 from .. import _validation as v
+from .._threads import torch_threads
 from ..exceptions import NotFittedError
 from ..model import System
 from ._domain import Domain
@@ -117,16 +118,21 @@ class SurrogateModel(nn.Module):
 
     supports = staticmethod(_supports)  # the evaluators' domain check; predict runs it too
 
-    def predict(self, graphs: object) -> np.ndarray:
+    def predict(self, graphs: object, *, threads: int = 1) -> np.ndarray:
         """(tput_ratio, response_time[, response_time_e2e]) per chain, in the order
-        of the graphs' chains."""
+        of the graphs' chains, on ``threads`` torch threads (restored after). One
+        by default, as training: a second one speeds a large batch up a little on
+        an idle machine, but where other processes hold the cores torch's threads
+        wait on each other and a prediction takes many times longer."""
+        owner = f"{type(self).__name__}.predict"
         if not bool(self.fitted):
             raise NotFittedError(f"This {type(self).__name__} is not fitted: train it with "
                                  "edgeperf.surrogate.train or load one with load_model.")
-        batch = as_batch(graphs, f"{type(self).__name__}.predict")
+        threads = v.cores(owner, "threads", threads)
+        batch = as_batch(graphs, owner)
         was_training = self.training
         self.eval()
-        with torch.inference_mode():
+        with torch_threads(threads), torch.inference_mode():
             ratios = self(batch).double().numpy()
         self.train(was_training)
         return batch.scale_back(ratios)

@@ -21,8 +21,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -30,6 +29,7 @@ import numpy as np
 import torch
 
 from .. import _validation as v
+from .._threads import torch_threads
 from ._domain import Domain
 from ._graph import DeploymentGraph, collate
 from ._models import SurrogateModel
@@ -130,16 +130,6 @@ def _epoch(model: SurrogateModel, graphs: list[DeploymentGraph], optimizer: torc
     return total / len(graphs)
 
 
-@contextmanager
-def _threads(count: int) -> Iterator[None]:
-    before = torch.get_num_threads()
-    torch.set_num_threads(count)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
-
-
 def _check(model: object, epochs: int, lr: float, batch_size: int, patience: int,
            seed: int, threads: int) -> None:
     if not isinstance(model, SurrogateModel):
@@ -178,7 +168,7 @@ def train(model: SurrogateModel, train_graphs: Sequence[DeploymentGraph],
     rng = np.random.default_rng(seed)
     config = {"epochs": epochs, "lr": lr, "batch_size": batch_size, "patience": patience,
               "seed": seed, "loss": "l1-log", "lr_patience": max(patience // 3, 1)}
-    with torch.random.fork_rng(), _threads(threads):
+    with torch.random.fork_rng(), torch_threads(threads):
         torch.manual_seed(seed)
         history = _run(model, train_set, val_batch, config, rng, progress)
     if history is None:  # diverged: no epoch to restore, so the model gets its old weights back
