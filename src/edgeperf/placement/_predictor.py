@@ -21,8 +21,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -111,14 +110,6 @@ def _configs() -> dict[str, Callable[[np.random.Generator], tuple[Any, tuple[int
             "adaptiveavgpool2d": _elementwise(lambda c: nn.AdaptiveAvgPool2d(1), 1)}
 
 
-@contextmanager
-def _torch_threads(threads: int | None) -> Iterator[None]:
-    import torch
-
-    with torch_threads(threads), torch.random.fork_rng(), torch.inference_mode():
-        yield
-
-
 def _median_s(call: Callable[[], Any], repetitions: int, warmup: int) -> float:
     for _ in range(warmup):
         call()
@@ -156,7 +147,7 @@ def time_layers(*, per_kind: int = 24, kinds: Sequence[str] = LAYER_KINDS,
         raise v.fail(owner, "kinds", f"a non-empty list among {list(LAYER_KINDS)}", kinds)
     rng = np.random.default_rng(seed)
     out = []
-    with _torch_threads(threads):
+    with torch_threads(threads), torch.random.fork_rng(), torch.inference_mode():
         torch.manual_seed(seed)
         for kind in kinds:
             for _ in range(per_kind):
