@@ -130,6 +130,26 @@ def test_predict_runs_on_one_torch_thread_unless_told_and_restores_the_count(mon
         torch.set_num_threads(before)
 
 
+def test_predict_restores_training_mode_even_when_forward_fails(monkeypatch):
+    model = build_model("mlp", hidden=8)
+    model.fitted.fill_(True)
+    model.train()
+    model.predict(two_chains())
+    assert model.training
+
+    def broken(batch):
+        raise RuntimeError("forward failed")
+
+    monkeypatch.setattr(model, "forward", broken)
+    with pytest.raises(RuntimeError, match="forward failed"):
+        model.predict(two_chains())
+    assert model.training
+    model.eval()
+    with pytest.raises(RuntimeError, match="forward failed"):
+        model.predict(two_chains())
+    assert not model.training
+
+
 def test_same_seed_same_weights():
     a, b = build_model("gat", seed=3), build_model("gat", seed=3)
     assert all(torch.equal(x, y) for x, y in zip(a.parameters(), b.parameters()))

@@ -132,9 +132,11 @@ class SurrogateModel(nn.Module):
         batch = as_batch(graphs, owner)
         was_training = self.training
         self.eval()
-        with torch_threads(threads), torch.inference_mode():
-            ratios = self(batch).double().numpy()
-        self.train(was_training)
+        try:
+            with torch_threads(threads), torch.inference_mode():
+                ratios = self(batch).double().numpy()
+        finally:  # a model mid-training stays in training mode, even if forward fails
+            self.train(was_training)
         return batch.scale_back(ratios)
 
 
