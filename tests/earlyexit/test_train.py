@@ -165,6 +165,23 @@ def test_training_leaves_the_global_rng_and_determinism_flag_alone(digits8):
     assert torch.are_deterministic_algorithms_enabled() == flag
 
 
+def test_threads_sets_torch_threads_while_training_and_restores_them(digits8, monkeypatch):
+    seen, net = [], tiny()
+    forward = net.forward
+    monkeypatch.setattr(net, "forward",
+                        lambda x: (seen.append(torch.get_num_threads()), forward(x))[1])
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)  # the caller's own setting
+        train_exits(net, Subset(digits8.train, range(64)), epochs=1, threads=1, progress=False)
+        assert set(seen) == {1} and torch.get_num_threads() == 2
+        seen.clear()
+        train_exits(net, Subset(digits8.train, range(64)), epochs=1, progress=False)
+        assert set(seen) == {2}  # None keeps the caller's
+    finally:
+        torch.set_num_threads(before)
+
+
 # --- inputs -------------------------------------------------------------------------
 
 def test_array_pairs_and_generic_datasets_are_accepted(digits8):
@@ -238,6 +255,8 @@ class _BadLabels(Dataset):
     ({"seed": 2**64}, r"'seed' parameter of train_exits must be an int from 0 to 2\*\*64 - 1\. "
                       r"Got 18446744073709551616\."),
     ({"progress": "yes"}, r"'progress' parameter of train_exits must be a bool\. Got 'yes'\."),
+    ({"threads": 0}, r"'threads' parameter of train_exits must be an int from 1 to \d+, the "
+                     r"cores this machine lets it use\. Got 0\."),
     ({"exit_weights": [1.0]},
      r"The 'exit_weights' parameter of train_exits must be 2 finite "
      r"numbers >= 0 \(one per exit\) with a positive sum\. Got \[1\.0\]\."),

@@ -45,7 +45,8 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset, TensorDataset
 
-from .._validation import fail, integer, non_negative, step_size
+from .._threads import torch_threads
+from .._validation import cores, fail, integer, non_negative, step_size
 from .._validation import seed as v_seed
 from ._data import Shown, as_dataset, check_labels
 
@@ -113,7 +114,8 @@ class TrainReport:
 def train_exits(net: nn.Module, train: object, *, scheme: str = "joint", epochs: int = 10,
                 batch_size: int = 64, lr: float = 2e-3, weight_decay: float = 5e-4,
                 exit_weights: object = None, validation: object = None, seed: int = 0,
-                progress: bool = True, device: str | torch.device = "cpu") -> TrainReport:
+                progress: bool = True, device: str | torch.device = "cpu",
+                threads: int | None = None) -> TrainReport:
     """Train the exits of ``net`` on ``train`` and return the per-epoch history.
 
     ``train`` and ``validation`` are ``Dataset`` objects of (image, label)
@@ -122,6 +124,8 @@ def train_exits(net: nn.Module, train: object, *, scheme: str = "joint", epochs:
     ``net`` is moved to ``device`` and left there, in eval mode. See the module
     docstring for the schemes, the optimiser and determinism. A rich progress
     bar over epochs and batches goes to stderr unless ``progress=False``.
+    ``threads``: torch's thread count while training (restored after); None
+    keeps the caller's. One is steadier where other processes hold the cores.
     The last batch of an epoch is dropped when the data set holds more than
     one batch (a size-1 batch would break batch norm).
     """
@@ -136,6 +140,8 @@ def train_exits(net: nn.Module, train: object, *, scheme: str = "joint", epochs:
     seed = v_seed(owner, "seed", seed)
     if not isinstance(progress, bool):
         raise fail(owner, "progress", "a bool", progress)
+    if threads is not None:
+        threads = cores(owner, "threads", threads)
     weights = _exit_weights(owner, exit_weights, int(net.n_exits))
     train = _dataset(owner, "train", train, net)
     if validation is not None:
@@ -143,7 +149,8 @@ def train_exits(net: nn.Module, train: object, *, scheme: str = "joint", epochs:
     dev = _device(owner, device)
     net.to(dev)
     history: list[EpochRecord] = []
-    with _deterministic(seed, dev), _frozen_backbone(net, scheme) as params:
+    with torch_threads(threads), _deterministic(seed, dev), \
+            _frozen_backbone(net, scheme) as params:
         loader = DataLoader(train, batch_size=batch_size, shuffle=True,
                             drop_last=len(train) > batch_size,  # type: ignore[arg-type]
                             generator=torch.Generator().manual_seed(seed))
