@@ -25,6 +25,7 @@ import torch
 from torch import nn
 
 from .. import _validation as v
+from .._torch_state import eval_mode
 from ._confidence import MEASURES, confidence
 
 __all__ = ["ExitHead", "EarlyExitNet", "MEASURES"]
@@ -198,41 +199,31 @@ class EarlyExitNet(nn.Module):
     def _dry_run(self) -> tuple[tuple[int, ...], ...]:
         """Output shape of every block for one zero sample (eval mode, no grad)."""
         shapes = []
-        was_training = self.training
-        self.eval()
-        try:
-            with torch.no_grad():
-                x = torch.zeros((1, *self.input_shape))
-                for name, block in zip(self.block_names, self.blocks):
-                    try:
-                        x = block(x)
-                    except Exception as exc:  # a block that cannot take its input
-                        raise v.fail("EarlyExitNet", "blocks", "blocks that run in a chain from a "
-                                     f"zero input of shape {_shape_text(self.input_shape)}",
-                                     f"block {name!r} raised {type(exc).__name__}: {exc}") from None
-                    if not isinstance(x, torch.Tensor) or x.dim() < 1 or x.shape[0] != 1:
-                        raise v.fail("EarlyExitNet", "blocks", "blocks that each return one "
-                                     "tensor with the batch dimension first",
-                                     f"block {name!r} returned {type(x).__name__}")
-                    shapes.append(tuple(int(s) for s in x.shape[1:]))
-        finally:
-            self.train(was_training)
+        with eval_mode(self), torch.no_grad():
+            x = torch.zeros((1, *self.input_shape))
+            for name, block in zip(self.block_names, self.blocks):
+                try:
+                    x = block(x)
+                except Exception as exc:  # a block that cannot take its input
+                    raise v.fail("EarlyExitNet", "blocks", "blocks that run in a chain from a "
+                                 f"zero input of shape {_shape_text(self.input_shape)}",
+                                 f"block {name!r} raised {type(exc).__name__}: {exc}") from None
+                if not isinstance(x, torch.Tensor) or x.dim() < 1 or x.shape[0] != 1:
+                    raise v.fail("EarlyExitNet", "blocks", "blocks that each return one "
+                                 "tensor with the batch dimension first",
+                                 f"block {name!r} returned {type(x).__name__}")
+                shapes.append(tuple(int(s) for s in x.shape[1:]))
         return tuple(shapes)
 
     def _check_heads(self) -> None:
-        was_training = self.training
-        self.eval()
-        try:
-            with torch.no_grad():
-                for k, b in enumerate(self.exit_blocks):
-                    out = self.heads[k](torch.zeros((1, *self.block_output_shapes[b])))
-                    if not isinstance(out, torch.Tensor) or tuple(out.shape) != (1, self.num_classes):
-                        got = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
-                        raise v.fail("EarlyExitNet", "final_head" if k == self.n_exits - 1 else "head",
-                                     f"a head giving logits of shape (batch, {self.num_classes})",
-                                     f"exit {k} gives {got}")
-        finally:
-            self.train(was_training)
+        with eval_mode(self), torch.no_grad():
+            for k, b in enumerate(self.exit_blocks):
+                out = self.heads[k](torch.zeros((1, *self.block_output_shapes[b])))
+                if not isinstance(out, torch.Tensor) or tuple(out.shape) != (1, self.num_classes):
+                    got = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
+                    raise v.fail("EarlyExitNet", "final_head" if k == self.n_exits - 1 else "head",
+                                 f"a head giving logits of shape (batch, {self.num_classes})",
+                                 f"exit {k} gives {got}")
 
     @classmethod
     def from_fx(cls, model: nn.Module, cut_nodes: Sequence[str], exits: Sequence[str | int], *,

@@ -45,7 +45,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset, TensorDataset
 
-from .._threads import torch_threads
+from .._torch_state import torch_threads
 from .._validation import cores, fail, integer, non_negative, step_size
 from .._validation import seed as v_seed
 from ._data import Shown, as_dataset, check_labels

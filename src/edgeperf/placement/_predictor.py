@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 
 from .. import _validation as v
-from .._threads import torch_threads
+from .._torch_state import torch_threads
 from ..dists import Deterministic
 from ..exceptions import NotFittedError
 from ..profiling import BlockProfile, HeadProfile, LatencyStats, Profile

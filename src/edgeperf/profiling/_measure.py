@@ -52,7 +52,7 @@ from typing import Any
 import numpy as np
 
 from .. import _validation as v
-from .._threads import torch_threads
+from .._torch_state import eval_mode, torch_threads
 from ._profile import BlockProfile, HeadProfile, LatencyStats, Profile
 
 __all__ = ["measure_profile", "measure_paths", "count_flops", "parameter_bytes", "tensor_bytes"]
@@ -174,13 +174,8 @@ def _measuring(owner: str, net: Any, threads: int | None) -> Iterator[None]:
 
     if threads is not None:
         threads = v.cores(owner, "threads", threads)
-    was_training = net.training
-    net.eval()
-    try:
-        with torch_threads(threads), torch.inference_mode():
-            yield
-    finally:
-        net.train(was_training)
+    with eval_mode(net), torch_threads(threads), torch.inference_mode():
+        yield
 
 
 def _input(net: Any, seed: int) -> Any:

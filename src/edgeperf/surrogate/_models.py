@@ -29,7 +29,7 @@ from torch import nn
 from torch.nn.utils.rnn import PackedSequence
 
 from .. import _validation as v
-from .._threads import torch_threads
+from .._torch_state import eval_mode, torch_threads
 from ..exceptions import NotFittedError
 from ..model import System
 from ._domain import Domain
@@ -130,13 +130,8 @@ class SurrogateModel(nn.Module):
                                  "edgeperf.surrogate.train or load one with load_model.")
         threads = v.cores(owner, "threads", threads)
         batch = as_batch(graphs, owner)
-        was_training = self.training
-        self.eval()
-        try:
-            with torch_threads(threads), torch.inference_mode():
-                ratios = self(batch).double().numpy()
-        finally:  # a model mid-training stays in training mode, even if forward fails
-            self.train(was_training)
+        with eval_mode(self), torch_threads(threads), torch.inference_mode():
+            ratios = self(batch).double().numpy()
         return batch.scale_back(ratios)
 
 

@@ -29,7 +29,7 @@ import numpy as np
 import torch
 
 from .. import _validation as v
-from .._threads import torch_threads
+from .._torch_state import torch_threads
 from ._domain import Domain
 from ._graph import DeploymentGraph, collate
 from ._models import SurrogateModel

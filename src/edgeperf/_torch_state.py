@@ -1,9 +1,11 @@
-"""Torch's intra-op thread count for one block of work, restored afterwards."""
+"""Torch state for one block of work, put back afterwards, even on error: the
+intra-op thread count, and a module's training mode."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
 
 @contextmanager
@@ -19,3 +21,15 @@ def torch_threads(count: int | None) -> Iterator[None]:
         yield
     finally:
         torch.set_num_threads(before)
+
+
+@contextmanager
+def eval_mode(module: Any) -> Iterator[None]:
+    """Run the block with ``module`` in eval mode, then give it back its own mode
+    (a module mid-training stays in training mode)."""
+    was_training = module.training
+    module.eval()
+    try:
+        yield
+    finally:
+        module.train(was_training)
