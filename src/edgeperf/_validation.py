@@ -26,7 +26,10 @@ def fail(owner: str, name: str, rule: str, value: object, *,
     """
     if isinstance(value, np.generic):  # numpy 2 would print np.float64(2.0) for 2.0
         value = value.item()
-    err = InvalidParameterError(f"The {name!r} {what} of {owner} must be {rule}. Got {value!r}.")
+    got = repr(value)
+    if "\n" in got:  # a large array's or a frame's repr: its type keeps the message one line
+        got = repr(type(value).__name__)
+    err = InvalidParameterError(f"The {name!r} {what} of {owner} must be {rule}. Got {got}.")
     err.parameter = name  # type: ignore[attr-defined]
     return err
 

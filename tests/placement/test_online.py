@@ -263,3 +263,11 @@ def test_comparison_rejects_an_unknown_rule():
     with pytest.raises(InvalidParameterError, match=r"'fixed' .* one of 'mean', 'initial'"):
         compare_resplitting(system(), trace, device=0, server=1, duration_s=10.0,
                             fixed="best")  # type: ignore[arg-type]
+
+
+def test_comparison_names_a_bandwidth_that_is_not_a_trace_in_one_line():
+    with pytest.raises(InvalidParameterError) as err:
+        compare_resplitting(system(), np.arange(3000.0).reshape(30, 100), device=0, server=1,
+                            duration_s=10.0)  # type: ignore[arg-type]
+    assert str(err.value) == ("The 'bandwidth' parameter of compare_resplitting must be a "
+                              "BandwidthTrace. Got 'ndarray'.")

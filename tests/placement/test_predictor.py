@@ -207,3 +207,12 @@ def test_sample_and_option_errors(profile):
     with pytest.raises(InvalidParameterError, match=r"'speed' parameter of predicted_profile"):
         predicted_profile(profile, LatencyPredictor().fit(samples_from_profile(profile)),
                           speed=0)
+
+
+def test_profile_helpers_name_what_they_were_given_instead(profile):
+    with pytest.raises(InvalidParameterError, match=r"'profile' parameter of samples_from_profile "
+                       r"must be a Profile\. Got 'dict'\.$"):
+        samples_from_profile({})  # type: ignore[arg-type]
+    with pytest.raises(InvalidParameterError, match=r"'predictor' parameter of predicted_profile "
+                       r"must be a LatencyPredictor\. Got None\.$"):
+        predicted_profile(profile, None)  # type: ignore[arg-type]

@@ -384,8 +384,7 @@ def compare_resplitting(system: System | Costs, bandwidth: BandwidthTrace, *,
     if fixed not in ("mean", "initial", "hindsight"):
         raise v.fail("compare_resplitting", "fixed", "one of 'mean', 'initial', 'hindsight'",
                      fixed)
-    if not isinstance(bandwidth, BandwidthTrace):
-        raise v.fail("compare_resplitting", "bandwidth", "a BandwidthTrace", bandwidth)
+    v.instance("compare_resplitting", "bandwidth", bandwidth, BandwidthTrace, "a BandwidthTrace")
     if cores is not None:
         v.instance("compare_resplitting", "cores", cores, CoresTrace, "None or a CoresTrace")
     horizon = v.positive("compare_resplitting", "duration_s", duration_s)

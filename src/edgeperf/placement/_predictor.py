@@ -190,8 +190,7 @@ def samples_from_profile(profile: Profile) -> list[LayerSample]:
     for each exit head, skipping those whose FLOPs are not known (imports).
     Input bytes are the previous block's output (one float32 input first);
     a head outputs ``num_classes`` float32 logits."""
-    if not isinstance(profile, Profile):
-        raise v.fail("samples_from_profile", "profile", "a Profile", profile)
+    v.instance("samples_from_profile", "profile", profile, Profile, "a Profile")
     return [s for _, s in _profile_samples(profile, measured=True)]
 
 
@@ -202,10 +201,8 @@ def predicted_profile(profile: Profile, predictor: LatencyPredictor, *,
     from a predictor fitted on "block" and "head" samples timed there. Pass it
     to ``Profile.to_dnn(device_profiles={tier: ...})`` to split for that tier."""
     owner = "predicted_profile"
-    if not isinstance(profile, Profile):
-        raise v.fail(owner, "profile", "a Profile", profile)
-    if not isinstance(predictor, LatencyPredictor):
-        raise v.fail(owner, "predictor", "a LatencyPredictor", predictor)
+    v.instance(owner, "profile", profile, Profile, "a Profile")
+    v.instance(owner, "predictor", predictor, LatencyPredictor, "a LatencyPredictor")
     speed = v.positive(owner, "speed", speed)
     unknown = [b.name for b in profile.blocks if b.flops is None
                or (b.exit is not None and b.exit.flops is None)]
