@@ -27,8 +27,8 @@ def fail(owner: str, name: str, rule: str, value: object, *,
     if isinstance(value, np.generic):  # numpy 2 would print np.float64(2.0) for 2.0
         value = value.item()
     got = repr(value)
-    if "\n" in got:  # a large array's or a frame's repr: its type keeps the message one line
-        got = repr(type(value).__name__)
+    if "\n" in got:  # a large array's or a frame's repr: brief's type name keeps one line
+        got = repr(brief(value))
     err = InvalidParameterError(f"The {name!r} {what} of {owner} must be {rule}. Got {got}.")
     err.parameter = name  # type: ignore[attr-defined]
     return err
